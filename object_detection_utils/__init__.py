@@ -1,0 +1,48 @@
+"""instance-segmentation: Mask R-CNN models from the TensorFlow detection zoo, without TensorFlow code.
+
+    from object_detection_utils import load_model, read_image, run_inference_for_single_image, draw_detections
+
+    model = load_model("mask_rcnn_inception_v2_coco_2018_01_28")   # folder, .pb, .tar.gz or zoo name
+    image = read_image("street.jpg")                               # RGB uint8, EXIF-upright
+    detections = run_inference_for_single_image(model, image, class_ids=["person"])
+    picture = draw_detections(image, detections)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .detections import Detections, Instance
+from .drawing import display_instances, draw_detections
+from .errors import ImageReadError, InstanceSegmentationError, LabelMapError, ModelLoadError
+from .image_io import read_image, write_image
+from .inference import detections_from_outputs, run_inference_for_single_image
+from .label_map import COCO_LABELS, LabelMap
+from .masks import masks_to_boxes, reframe_box_masks
+from .model import SegmentationModel
+from .model import load_model as load_model_path
+from .zoo import DEFAULT_MODEL, find_model
+
+__all__ = [
+    "COCO_LABELS", "DEFAULT_MODEL", "Detections", "ImageReadError", "Instance", "InstanceSegmentationError",
+    "LabelMap", "LabelMapError", "ModelLoadError", "SegmentationModel", "detections_from_outputs",
+    "display_instances", "draw_detections", "find_model", "load_model", "masks_to_boxes", "read_image",
+    "reframe_box_masks", "run_inference_for_single_image", "sample_image_path", "write_image",
+]
+
+
+def load_model(
+    model: str | Path = DEFAULT_MODEL,
+    models_dir: str | Path | None = None,
+    label_map: LabelMap | str | Path | None = None,
+    warm_up: bool = True,
+) -> SegmentationModel:
+    """Load a model by zoo name (looked up in the models folder) or by path (folder, `.pb`, `.tar.gz`)."""
+    return load_model_path(find_model(model, models_dir), label_map=label_map, warm_up=warm_up)
+
+
+def sample_image_path() -> Path:
+    """matplotlib's sample photo of Grace Hopper: a real picture that every installation has."""
+    import matplotlib.cbook
+
+    return Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))

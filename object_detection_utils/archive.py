@@ -1,0 +1,53 @@
+"""Unpacking model archives safely: nothing may land outside the target folder."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path
+
+from .cache import cache_dir
+from .errors import ModelLoadError
+
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
+
+
+def extract_archive(archive: Path, destination: Path) -> Path:
+    """Extract a tar archive into a new folder `destination`, atomically.
+
+    Members with absolute paths, `..` components, links pointing outside, or device files are refused
+    (Python's `data` extraction filter). The archive is unpacked into a temporary sibling folder that is
+    renamed into place only when complete, so an interrupted extraction never looks like a finished one.
+    """
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".part", dir=destination.parent))
+    try:
+        with tarfile.open(archive) as tar:
+            tar.extractall(staging, filter="data")
+        try:
+            staging.rename(destination)
+        except OSError:  # another process finished first: theirs is as good as ours
+            if not destination.is_dir():
+                raise
+    except (tarfile.TarError, EOFError, OSError) as error:
+        raise ModelLoadError(f"{archive}: cannot extract archive: {error}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return destination
+
+
+def extract_archive_cached(archive: Path) -> Path:
+    """Extract `archive` once into the cache; later calls for the same unchanged file reuse that folder."""
+    stat = archive.stat()
+    key = hashlib.sha256(f"{archive.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    stem = archive.name
+    for suffix in ARCHIVE_SUFFIXES:
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    destination = cache_dir() / "extracted" / f"{stem}-{key}"
+    if destination.is_dir():
+        return destination
+    return extract_archive(archive, destination)

@@ -1,0 +1,68 @@
+"""What the command-line scripts share: model arguments, one-line errors, per-instance printing."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from .detections import Detections
+from .errors import InstanceSegmentationError
+from .inference import DEFAULT_MASK_THRESHOLD, DEFAULT_MIN_SCORE
+from .model import SegmentationModel, load_model
+from .zoo import DEFAULT_MODEL, find_model
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """--model, --models-dir, --label-map, --classes, --min-score, --mask-threshold."""
+    group = parser.add_argument_group("model")
+    group.add_argument("--model", default=DEFAULT_MODEL,
+                       help="zoo model name, or a model folder, .pb or .tar.gz (default: %(default)s)")
+    group.add_argument("--models-dir", type=Path, default=None,
+                       help="folder holding models by name (default: $INSTANCE_SEGMENTATION_MODELS_DIR or the cache)")
+    group.add_argument("--label-map", type=Path, default=None,
+                       help="a .pbtxt label map (default: the model folder's, else COCO)")
+    group.add_argument("--classes", default=None,
+                       help="keep only these classes: comma-separated ids or names, e.g. 'person,dog' or '1,18'")
+    group.add_argument("--min-score", type=float, default=DEFAULT_MIN_SCORE,
+                       help="keep instances scoring at least this (default: %(default)s)")
+    group.add_argument("--mask-threshold", type=float, default=DEFAULT_MASK_THRESHOLD,
+                       help="mask pixels above this are set (default: %(default)s)")
+
+
+def load_model_from_args(args: argparse.Namespace) -> SegmentationModel:
+    """Load the model the arguments name; the class filter is checked against its label map right away."""
+    model = load_model(find_model(args.model, args.models_dir), label_map=args.label_map)
+    args.class_ids = None if args.classes is None else model.label_map.resolve(split_classes(args.classes))
+    return model
+
+
+def split_classes(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def format_detections(source: str, detections: Detections) -> list[str]:
+    """One line per instance: `source  person  0.97  box=(x1, y1, x2, y2)  area=1234px`."""
+    lines = []
+    for instance, area in zip(detections, detections.areas):
+        x1, y1, x2, y2 = (round(float(v)) for v in instance.box)
+        lines.append(f"{source}\t{instance.class_name}\t{instance.score:.2f}\tbox=({x1}, {y1}, {x2}, {y2})"
+                     f"\tarea={int(area)}px")
+    if not lines:
+        lines.append(f"{source}\tno instances found")
+    return lines
+
+
+def run_main(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
+    """Run a script's `main`, turning our errors into one line on stderr and a non-zero exit code."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return main(argv)
+    except InstanceSegmentationError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,141 @@
+"""Drawing `Detections` onto RGB pictures: translucent masks, outlines, boxes and "person 97%" labels.
+
+Pure functions: they return a new picture and never change their input.
+"""
+
+from __future__ import annotations
+
+import colorsys
+
+import cv2
+import numpy as np
+
+from .detections import Detections
+
+
+def _palette(count: int = 32) -> np.ndarray:
+    """`count` well-separated saturated RGB colours (golden-ratio hue steps), the same on every run."""
+    colours = []
+    for i in range(count):
+        hue = (i * 0.618033988749895) % 1.0
+        value = 1.0 if i % 2 == 0 else 0.8
+        colours.append([round(c * 255) for c in colorsys.hsv_to_rgb(hue, 0.85, value)])
+    return np.array(colours, np.uint8)
+
+
+PALETTE = _palette()
+
+
+def instance_colors(detections: Detections, color_by: str = "instance") -> np.ndarray:
+    """(N, 3) uint8 RGB colours: by position in the result ("instance") or by class id ("class").
+
+    Colouring by class keeps a class's colour steady from one video frame to the next.
+    """
+    if color_by == "class":
+        keys = detections.class_ids.astype(np.int64)
+    elif color_by == "instance":
+        keys = np.arange(len(detections))
+    else:
+        raise ValueError(f"color_by must be 'instance' or 'class', not {color_by!r}")
+    return PALETTE[keys % len(PALETTE)]
+
+
+def label_text(class_name: str, score: float) -> str:
+    """The caption of one instance, e.g. "person 97%"."""
+    return f"{class_name} {score:.0%}"
+
+
+def draw_detections(
+    image: np.ndarray,
+    detections: Detections,
+    alpha: float = 0.45,
+    boxes: bool = True,
+    outlines: bool = True,
+    labels: bool = True,
+    color_by: str = "instance",
+) -> np.ndarray:
+    """A copy of the (H, W, 3) uint8 RGB `image` with the detections drawn on it.
+
+    Masks are painted largest first so small objects stay visible on top, then blended once.
+    """
+    if image.shape[:2] != detections.image_size:
+        raise ValueError(f"picture is {image.shape[:2]} but detections are for {detections.image_size}")
+    canvas = np.ascontiguousarray(image, dtype=np.uint8).copy()
+    if len(detections) == 0:
+        return canvas
+    colors = instance_colors(detections, color_by)
+    height, width = detections.image_size
+    thickness = max(1, round(max(height, width) / 400))
+
+    if detections.masks is not None:
+        layer = np.zeros_like(canvas)
+        covered = np.zeros((height, width), dtype=bool)
+        for i in np.argsort(-detections.areas, kind="stable"):
+            layer[detections.masks[i]] = colors[i]
+            covered |= detections.masks[i]
+        blended = canvas[covered].astype(np.float32) * (1.0 - alpha) + layer[covered].astype(np.float32) * alpha
+        canvas[covered] = np.round(blended).astype(np.uint8)
+        if outlines:
+            for i in range(len(detections)):
+                contours, _ = cv2.findContours(
+                    detections.masks[i].astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
+                )
+                cv2.drawContours(canvas, contours, -1, colors[i].tolist(), thickness, cv2.LINE_AA)
+
+    for i in range(len(detections)):
+        color = colors[i].tolist()
+        x1, y1, x2, y2 = np.round(detections.boxes[i]).astype(int).tolist()
+        if boxes:
+            cv2.rectangle(canvas, (x1, y1), (max(x1, x2 - 1), max(y1, y2 - 1)), color, thickness)
+        if labels:
+            _draw_label(canvas, label_text(detections.class_names[i], float(detections.scores[i])), (x1, y1), color)
+    return canvas
+
+
+def _draw_label(canvas: np.ndarray, text: str, corner: tuple[int, int], color: list[int]) -> None:
+    """A filled caption box just above `corner` (inside the picture), text in black or white for contrast."""
+    height, width = canvas.shape[:2]
+    scale = max(0.4, min(height, width) / 1000)
+    weight = max(1, round(scale * 1.5))
+    (text_w, text_h), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, weight)
+    x = min(max(corner[0], 0), max(width - text_w - 2, 0))
+    y = corner[1] - text_h - baseline - 2
+    y = max(y, 0) if y >= 0 else min(corner[1], max(height - text_h - baseline - 2, 0))
+    cv2.rectangle(canvas, (x, y), (x + text_w + 2, y + text_h + baseline + 2), color, cv2.FILLED)
+    luminance = 0.299 * color[0] + 0.587 * color[1] + 0.114 * color[2]
+    ink = (0, 0, 0) if luminance > 140 else (255, 255, 255)
+    cv2.putText(canvas, text, (x + 1, y + text_h + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, ink, weight, cv2.LINE_AA)
+
+
+def display_instances(image: np.ndarray, detections: Detections, title: str = "", ax=None, figsize=(12, 12)):
+    """A matplotlib figure in the manner of matterport's `visualize.display_instances`.
+
+    Dashed boxes, captions, and masks drawn as translucent fills with polygon outlines. Returns the
+    figure; the caller shows or saves it. `ax` draws into an existing axes instead of a new figure.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Polygon, Rectangle
+
+    if ax is None:
+        fig, ax = plt.subplots(1, figsize=figsize)
+    else:
+        fig = ax.figure
+    height, width = detections.image_size
+    ax.set_ylim(height + 10, -10)
+    ax.set_xlim(-10, width + 10)
+    ax.axis("off")
+    ax.set_title(title)
+    colors = instance_colors(detections).astype(np.float32) / 255.0
+    shown = draw_detections(image, detections, boxes=False, outlines=False, labels=False)
+    for i, instance in enumerate(detections):
+        x1, y1, x2, y2 = instance.box
+        ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, linewidth=2, alpha=0.7, linestyle="dashed",
+                               edgecolor=colors[i], facecolor="none"))
+        ax.text(x1, y1 + 8, label_text(instance.class_name, instance.score), color="w", size=11,
+                backgroundcolor="none")
+        if instance.mask is not None:
+            contours, _ = cv2.findContours(instance.mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+            for contour in contours:
+                ax.add_patch(Polygon(contour[:, 0, :], facecolor="none", edgecolor=colors[i]))
+    ax.imshow(shown)
+    return fig

@@ -1,0 +1,92 @@
+"""Reading pictures into RGB uint8 arrays, and writing them without ever leaving a half-written file."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ImageReadError
+
+# Suffixes Pillow or OpenCV read, for picking pictures out of a folder.
+IMAGE_SUFFIXES = frozenset(
+    ".jpg .jpeg .jpe .png .bmp .dib .gif .tif .tiff .webp .ppm .pgm .pbm .pnm .jp2 .ico .tga".split()
+)
+Image.MAX_IMAGE_PIXELS = 30_000 * 30_000  # big scans are fine; decompression bombs beyond this are not
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read a picture as an (H, W, 3) RGB uint8 array, upright as its EXIF orientation says.
+
+    Grayscale, palette, RGBA/LA (alpha dropped), CMYK, 16-bit and float pictures become 8-bit RGB.
+    Raises `ImageReadError` naming the file for anything that is not a complete, readable picture.
+    """
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            raise ImageReadError(f"{path}: empty file (0 bytes)")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.load()  # raises on truncated data, where a lazy open would not
+                image = ImageOps.exif_transpose(image)
+                return to_rgb_array(image)
+    except ImageReadError:
+        raise
+    except FileNotFoundError:
+        raise ImageReadError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ImageReadError(f"{path}: is a folder, not a picture") from None
+    except UnidentifiedImageError:
+        raise ImageReadError(f"{path}: not a picture (unrecognised format)") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ImageReadError(f"{path}: unreadable picture ({error})") from None
+
+
+def to_rgb_array(image: Image.Image) -> np.ndarray:
+    """An (H, W, 3) RGB uint8 array from a Pillow picture of any mode."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        values = np.asarray(image).astype(np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or values.max(initial=0) > 255 else 255.0
+        gray = np.clip(values / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if image.mode != "RGB":
+        image = image.convert("RGBA" if image.mode == "P" and "transparency" in image.info else image.mode)
+        image = image.convert("RGB")
+    return np.asarray(image, dtype=np.uint8).copy()
+
+
+def encode_image(image: np.ndarray, suffix: str, jpeg_quality: int = 95) -> bytes:
+    """Encode an (H, W, 3) RGB uint8 array in the format that `suffix` (".jpg", ".png", ...) names."""
+    suffix = suffix.lower()
+    params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if suffix in (".jpg", ".jpeg", ".jpe") else []
+    bgr = image[:, :, ::-1] if image.ndim == 3 else image
+    ok, buffer = cv2.imencode(suffix, np.ascontiguousarray(bgr), params)
+    if not ok:
+        raise ValueError(f"cannot encode a picture as {suffix}")
+    return buffer.tobytes()
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    """Write `data` to a temporary file beside `path`, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_image(path: str | Path, image: np.ndarray, jpeg_quality: int = 95) -> None:
+    """Write an RGB picture atomically, in the format of the path's suffix."""
+    path = Path(path)
+    write_bytes_atomic(path, encode_image(image, path.suffix or ".png", jpeg_quality))

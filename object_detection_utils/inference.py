@@ -1,0 +1,82 @@
+"""From a model's raw outputs to `Detections`: score and class filtering, pixel boxes, full-picture masks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from .detections import Detections
+from .label_map import LabelMap
+from .masks import reframe_box_masks
+from .model import MASK_OUTPUT, RawOutputs, SegmentationModel
+
+DEFAULT_MIN_SCORE = 0.5
+DEFAULT_MASK_THRESHOLD = 0.5
+
+
+def detections_from_outputs(
+    outputs: RawOutputs,
+    image_size: tuple[int, int],
+    label_map: LabelMap,
+    index: int = 0,
+    class_ids: Iterable[int] | None = None,
+    min_score: float = DEFAULT_MIN_SCORE,
+    mask_threshold: float = DEFAULT_MASK_THRESHOLD,
+) -> Detections:
+    """Build `Detections` for picture `index` of a batch of raw zoo outputs.
+
+    Boxes come in as [ymin, xmin, ymax, xmax] normalised and leave as [x1, y1, x2, y2] pixels. Only the
+    instances that pass the filters have their masks reframed, which is where the time goes.
+    """
+    height, width = image_size
+    count = int(outputs["num_detections"][index])
+    scores = outputs["detection_scores"][index, :count].astype(np.float32)
+    classes = np.rint(outputs["detection_classes"][index, :count]).astype(np.int32)
+    keep = scores >= min_score
+    if class_ids is not None:
+        keep &= np.isin(classes, np.fromiter(class_ids, dtype=np.int64))
+    keep_idx = np.flatnonzero(keep)
+    boxes_normalised = np.clip(outputs["detection_boxes"][index, keep_idx].astype(np.float32), 0.0, 1.0)
+    boxes = boxes_normalised[:, [1, 0, 3, 2]] * np.array([width, height, width, height], np.float32)
+    masks = None
+    if MASK_OUTPUT in outputs:
+        box_masks = outputs[MASK_OUTPUT][index, keep_idx]
+        # Masks reframe against the unclipped box, as the model predicted them.
+        raw_boxes = outputs["detection_boxes"][index, keep_idx]
+        masks = reframe_box_masks(box_masks, raw_boxes, height, width, threshold=mask_threshold)
+    class_ids_kept = classes[keep_idx]
+    return Detections(
+        boxes=boxes,
+        class_ids=class_ids_kept,
+        class_names=tuple(label_map.name(c) for c in class_ids_kept),
+        scores=scores[keep_idx],
+        masks=masks,
+        image_size=(int(height), int(width)),
+    )
+
+
+def run_inference_for_single_image(
+    model: SegmentationModel,
+    image: np.ndarray,
+    class_ids: Iterable[int | str] | None = None,
+    min_score: float = DEFAULT_MIN_SCORE,
+    mask_threshold: float = DEFAULT_MASK_THRESHOLD,
+) -> Detections:
+    """Find the instances in one (H, W, 3) uint8 RGB picture.
+
+    Args:
+        model: from `load_model`.
+        image: the picture, RGB order.
+        class_ids: keep only these classes, as ids or names of the model's label map (None keeps all).
+        min_score: keep instances scoring at least this.
+        mask_threshold: a mask pixel is set where the resampled mask is above this.
+    """
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected an (H, W, 3) uint8 RGB picture, got {image.shape} {image.dtype}")
+    wanted = None if class_ids is None else model.label_map.resolve(class_ids)
+    outputs = model.predict(image)
+    return detections_from_outputs(
+        outputs, image.shape[:2], model.label_map, class_ids=wanted, min_score=min_score, mask_threshold=mask_threshold
+    )

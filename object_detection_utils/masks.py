@@ -1,0 +1,95 @@
+"""Mask maths: box-relative model masks to full-picture masks, and masks to boxes.
+
+`reframe_box_masks` reproduces the TF Object Detection API's `reframe_box_masks_to_image_masks` (a
+`tf.image.crop_and_resize` of each box mask with the picture expressed in the box's coordinates, bilinear,
+zero outside the box) followed by its 0.5 threshold. Bilinear sampling is separable, so each instance is two
+small matrix products restricted to the rows and columns its box covers, instead of a full-picture resample.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_MIN_BOX_SIDE = 1e-4  # the TF OD API clamps box sides to this to avoid dividing by zero
+
+
+def _sampling_weights(
+    lo: float, hi: float, out_size: int, mask_size: int
+) -> tuple[np.ndarray, int, int]:
+    """Bilinear weights that sample a `mask_size` axis at the `out_size` pixel positions of the picture.
+
+    The picture axis spans [0, 1] in normalised coordinates and the box spans [lo, hi] on it. Returns
+    (weights, first, last): weights has shape (last - first, mask_size) for output pixels first..last-1,
+    the only ones whose sample falls inside the mask; all others are zero (crop_and_resize extrapolation).
+    """
+    # float32 throughout, in crop_and_resize's order of operations, so pixels on a box edge land alike.
+    f32 = np.float32
+    side = f32(max(hi - lo, _MIN_BOX_SIDE))
+    start, end = (f32(0.0) - f32(lo)) / side, (f32(1.0) - f32(lo)) / side  # the picture in box coordinates
+    extent = f32(mask_size - 1)
+    if out_size > 1:
+        scale = (end - start) * extent / f32(out_size - 1)
+        positions = start * extent + np.arange(out_size, dtype=f32) * scale
+    else:
+        positions = np.array([f32(0.5) * (start + end) * extent], dtype=f32)
+    inside = np.flatnonzero((positions >= 0) & (positions <= mask_size - 1))
+    if inside.size == 0:
+        return np.zeros((0, mask_size), np.float32), 0, 0
+    first, last = int(inside[0]), int(inside[-1]) + 1
+    pos = positions[first:last]
+    top = np.floor(pos).astype(np.int64)
+    bottom = np.minimum(top + 1, mask_size - 1)
+    frac = pos - top
+    weights = np.zeros((last - first, mask_size), np.float32)
+    rows = np.arange(last - first)
+    np.add.at(weights, (rows, top), 1.0 - frac)
+    np.add.at(weights, (rows, bottom), frac)
+    return weights, first, last
+
+
+def reframe_box_masks(
+    box_masks: np.ndarray,
+    boxes: np.ndarray,
+    image_height: int,
+    image_width: int,
+    threshold: float = 0.5,
+) -> np.ndarray:
+    """Paste box-relative soft masks into full-picture boolean masks.
+
+    Args:
+        box_masks: (N, mh, mw) float masks in [0, 1], each covering its box.
+        boxes: (N, 4) boxes [ymin, xmin, ymax, xmax] normalised to [0, 1] (the zoo's `detection_boxes`).
+        image_height, image_width: size of the picture the masks are pasted into.
+        threshold: a pixel is in the mask when the resampled value is strictly greater than this.
+
+    Returns:
+        (N, image_height, image_width) bool masks.
+    """
+    box_masks = np.asarray(box_masks, dtype=np.float32)
+    boxes = np.asarray(boxes, dtype=np.float32)
+    count = len(box_masks)
+    if boxes.shape != (count, 4):
+        raise ValueError(f"expected {count} boxes of 4 numbers, got shape {boxes.shape}")
+    out = np.zeros((count, image_height, image_width), dtype=bool)
+    if count == 0:
+        return out
+    mask_h, mask_w = box_masks.shape[1:]
+    for i in range(count):
+        ymin, xmin, ymax, xmax = (float(v) for v in boxes[i])
+        wy, y0, y1 = _sampling_weights(ymin, ymax, image_height, mask_h)
+        wx, x0, x1 = _sampling_weights(xmin, xmax, image_width, mask_w)
+        if y1 > y0 and x1 > x0:
+            values = wy @ box_masks[i] @ wx.T
+            out[i, y0:y1, x0:x1] = values > threshold
+    return out
+
+
+def masks_to_boxes(masks: np.ndarray) -> np.ndarray:
+    """Tight [x1, y1, x2, y2] boxes (x2, y2 exclusive) around (N, H, W) boolean masks; zeros for empty masks."""
+    boxes = np.zeros((len(masks), 4), np.float32)
+    for i, mask in enumerate(masks):
+        rows = np.flatnonzero(mask.any(axis=1))
+        cols = np.flatnonzero(mask.any(axis=0))
+        if rows.size:
+            boxes[i] = (cols[0], rows[0], cols[-1] + 1, rows[-1] + 1)
+    return boxes

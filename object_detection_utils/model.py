@@ -1,0 +1,232 @@
+"""Loading detection-zoo models (TF1 frozen graphs, TF2 SavedModels, zoo archives) as one persistent callable."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .archive import ARCHIVE_SUFFIXES, extract_archive_cached
+from .errors import ModelLoadError
+from .label_map import LabelMap
+
+log = logging.getLogger(__name__)
+
+REQUIRED_OUTPUTS = ("detection_boxes", "detection_scores", "detection_classes", "num_detections")
+MASK_OUTPUT = "detection_masks"
+FROZEN_GRAPH_NAME = "frozen_inference_graph.pb"
+FROZEN_INPUT = "image_tensor"
+
+RawOutputs = dict[str, np.ndarray]
+
+
+@dataclass
+class SegmentationModel:
+    """A loaded model: RGB uint8 pictures in, the zoo's raw output arrays out.
+
+    The graph is imported once; every call goes through the same TensorFlow function, so a picture costs
+    one graph execution and nothing else. Outputs keep the batch axis: `detection_boxes` is (B, N, 4).
+    """
+
+    name: str
+    source: Path
+    kind: str  # "frozen_graph" or "saved_model"
+    label_map: LabelMap
+    has_masks: bool
+    _run: Callable[[np.ndarray], RawOutputs] = field(repr=False)
+    load_seconds: float = 0.0
+    warmup_seconds: float = 0.0
+
+    def predict_batch(self, images: np.ndarray) -> RawOutputs:
+        """Run a (B, H, W, 3) uint8 batch of same-size RGB pictures; returns numpy outputs with a batch axis."""
+        images = np.asarray(images)
+        if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+            raise ValueError(f"expected a (B, H, W, 3) uint8 RGB batch, got {images.shape} {images.dtype}")
+        return self._run(images)
+
+    def predict(self, image: np.ndarray) -> RawOutputs:
+        """Run one (H, W, 3) uint8 RGB picture; outputs keep a batch axis of 1."""
+        return self.predict_batch(np.asarray(image)[None])
+
+    def warm_up(self, size: tuple[int, int] = (320, 320)) -> float:
+        """One call on a blank picture, so the first real picture does not pay for TensorFlow's start-up."""
+        start = time.perf_counter()
+        self.predict(np.full((*size, 3), 128, np.uint8))
+        self.warmup_seconds = time.perf_counter() - start
+        return self.warmup_seconds
+
+
+def _tf():
+    """TensorFlow, imported on first use (it takes seconds) with GPUs set to allocate memory as needed."""
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    for gpu in tf.config.list_physical_devices("GPU"):
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:  # already initialised: memory growth can only be set before first use
+            pass
+    return tf
+
+
+def load_model(
+    path: str | Path,
+    label_map: LabelMap | str | Path | None = None,
+    warm_up: bool = True,
+    name: str | None = None,
+) -> SegmentationModel:
+    """Load a model from a local path.
+
+    `path` may be a TF1 zoo folder (with `frozen_inference_graph.pb`), a bare frozen `.pb`, a TF2 zoo folder
+    (with `saved_model/`), a SavedModel folder, or a zoo `.tar.gz` archive (extracted once into the cache).
+    The label map is `label_map` if given, else a `.pbtxt` inside the model folder, else the COCO map.
+    """
+    source = Path(path).expanduser()
+    if not source.exists():
+        raise ModelLoadError(f"{source}: no such model file or folder")
+    name = name or _model_name(source)
+    if source.is_file() and source.name.lower().endswith(ARCHIVE_SUFFIXES):
+        source = extract_archive_cached(source)
+
+    start = time.perf_counter()
+    kind, target = _locate(source)
+    if kind == "frozen_graph":
+        run, has_masks = _load_frozen_graph(target)
+    else:
+        run, has_masks = _load_saved_model(target)
+    model = SegmentationModel(
+        name=name,
+        source=source,
+        kind=kind,
+        label_map=_resolve_label_map(label_map, source),
+        has_masks=has_masks,
+        _run=run,
+        load_seconds=time.perf_counter() - start,
+    )
+    if warm_up:
+        model.warm_up()
+    log.info("loaded %s (%s) in %.1fs, warm-up %.1fs", model.name, kind, model.load_seconds, model.warmup_seconds)
+    return model
+
+
+def _model_name(source: Path) -> str:
+    if source.name in (FROZEN_GRAPH_NAME, "saved_model.pb", "saved_model"):
+        return source.parent.name
+    for suffix in (*ARCHIVE_SUFFIXES, ".pb"):
+        if source.name.lower().endswith(suffix):
+            return source.name[: -len(suffix)]
+    return source.name
+
+
+def _locate(source: Path) -> tuple[str, Path]:
+    """("frozen_graph", file) or ("saved_model", folder) for a model path."""
+    if source.is_file():
+        if source.name == "saved_model.pb":
+            return "saved_model", source.parent
+        return "frozen_graph", source
+    candidates = [
+        ("frozen_graph", source / FROZEN_GRAPH_NAME),
+        ("saved_model", source / "saved_model" / "saved_model.pb"),
+        ("saved_model", source / "saved_model.pb"),
+    ]
+    # A zoo archive unpacks to one folder; look one level down too.
+    subfolders = [p for p in source.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    if len(subfolders) == 1:
+        inner = subfolders[0]
+        candidates += [
+            ("frozen_graph", inner / FROZEN_GRAPH_NAME),
+            ("saved_model", inner / "saved_model" / "saved_model.pb"),
+        ]
+    for kind, candidate in candidates:
+        if candidate.is_file():
+            return kind, candidate if kind == "frozen_graph" else candidate.parent
+    raise ModelLoadError(
+        f"{source}: not a model folder (expected {FROZEN_GRAPH_NAME}, saved_model/saved_model.pb or saved_model.pb)"
+    )
+
+
+def _resolve_label_map(label_map: LabelMap | str | Path | None, source: Path) -> LabelMap:
+    if isinstance(label_map, LabelMap):
+        return label_map
+    if label_map is not None:
+        return LabelMap.from_pbtxt(label_map)
+    folder = source if source.is_dir() else source.parent
+    found = sorted(folder.glob("*.pbtxt")) + sorted(folder.glob("*/*.pbtxt"))
+    found = [p for p in found if p.name != "pipeline.config"]
+    return LabelMap.from_pbtxt(found[0]) if found else LabelMap.coco()
+
+
+def _load_frozen_graph(path: Path) -> tuple[Callable[[np.ndarray], RawOutputs], bool]:
+    tf = _tf()
+    from google.protobuf.message import DecodeError
+
+    graph_def = tf.compat.v1.GraphDef()
+    try:
+        graph_def.ParseFromString(path.read_bytes())
+    except (DecodeError, RuntimeWarning, ValueError):
+        raise ModelLoadError(f"{path}: not a TensorFlow frozen graph (cannot parse GraphDef)") from None
+    node_names = {node.name for node in graph_def.node}
+    if FROZEN_INPUT not in node_names:
+        raise ModelLoadError(f"{path}: not a detection-zoo graph (no '{FROZEN_INPUT}' input)")
+    missing = [name for name in REQUIRED_OUTPUTS if name not in node_names]
+    if missing:
+        raise ModelLoadError(f"{path}: not a detection model (missing outputs: {', '.join(missing)})")
+    outputs = [*REQUIRED_OUTPUTS, *([MASK_OUTPUT] if MASK_OUTPUT in node_names else [])]
+
+    def import_graph() -> None:
+        tf.compat.v1.import_graph_def(graph_def, name="")
+
+    try:
+        wrapped = tf.compat.v1.wrap_function(import_graph, [])
+        graph = wrapped.graph
+        pruned = wrapped.prune(
+            feeds=graph.as_graph_element(f"{FROZEN_INPUT}:0"),
+            fetches={name: graph.as_graph_element(f"{name}:0") for name in outputs},
+        )
+    except (ValueError, TypeError, tf.errors.OpError) as error:
+        raise ModelLoadError(f"{path}: cannot import graph: {str(error).splitlines()[0]}") from None
+
+    def run(images: np.ndarray) -> RawOutputs:
+        result = pruned(tf.constant(images))
+        return {name: value.numpy() for name, value in result.items()}
+
+    return run, MASK_OUTPUT in outputs
+
+
+def _load_saved_model(folder: Path) -> tuple[Callable[[np.ndarray], RawOutputs], bool]:
+    tf = _tf()
+    try:
+        loaded = tf.saved_model.load(str(folder))
+    except Exception as error:  # TF raises many unrelated types for a broken SavedModel
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelLoadError(f"{folder}: cannot load SavedModel: {first_line}") from None
+    signature = getattr(loaded, "signatures", {}).get("serving_default")
+    if signature is None:
+        raise ModelLoadError(f"{folder}: SavedModel has no 'serving_default' signature")
+    _, input_specs = signature.structured_input_signature
+    if len(input_specs) != 1:
+        raise ModelLoadError(f"{folder}: expected one picture input, signature has {sorted(input_specs)}")
+    (input_name, input_spec), = input_specs.items()
+    output_names = set(signature.structured_outputs)
+    missing = [name for name in REQUIRED_OUTPUTS if name not in output_names]
+    if missing:
+        raise ModelLoadError(f"{folder}: not a detection model (missing outputs: {', '.join(missing)})")
+    wanted = [*REQUIRED_OUTPUTS, *([MASK_OUTPUT] if MASK_OUTPUT in output_names else [])]
+    fixed_batch = input_spec.shape.rank is not None and input_spec.shape[0] == 1
+
+    def run(images: np.ndarray) -> RawOutputs:
+        if fixed_batch and len(images) != 1:  # TF2 zoo signatures take one picture at a time
+            parts = [run(images[i : i + 1]) for i in range(len(images))]
+            return {name: np.concatenate([p[name] for p in parts]) for name in wanted}
+        result = signature(**{input_name: tf.constant(images, dtype=input_spec.dtype)})
+        return {name: result[name].numpy() for name in wanted}
+
+    # keep `loaded` alive for as long as the signature is used
+    run.saved_model = loaded  # type: ignore[attr-defined]
+    return run, MASK_OUTPUT in wanted
