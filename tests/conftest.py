@@ -1,0 +1,57 @@
+"""Shared fixtures: the tiny zoo-signature models (built once per run) and the shared real data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import tiny_model
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+SHARED_DATA = SHARED / "data"
+SHARED_MODELS = SHARED / "models"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Keep every test away from the user's real model cache."""
+    cache = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("INSTANCE_SEGMENTATION_CACHE", str(cache))
+    monkeypatch.delenv("INSTANCE_SEGMENTATION_MODELS_DIR", raising=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_frozen_dir(tmp_path_factory) -> Path:
+    """A TF1 zoo folder: frozen_inference_graph.pb with `image_tensor` in, masks out."""
+    return tiny_model.build_frozen_graph(tmp_path_factory.mktemp("models") / "tiny_tf1_coco")
+
+
+@pytest.fixture(scope="session")
+def tiny_saved_dir(tmp_path_factory) -> Path:
+    """A TF2 zoo folder: saved_model/ with `input_tensor` in, masks out."""
+    return tiny_model.build_saved_model(tmp_path_factory.mktemp("models") / "tiny_tf2_coco")
+
+
+@pytest.fixture(scope="session")
+def tiny_boxes_only_dir(tmp_path_factory) -> Path:
+    """A TF1 zoo folder of a model without a mask head."""
+    return tiny_model.build_frozen_graph(tmp_path_factory.mktemp("models") / "tiny_boxes", with_masks=False)
+
+
+@pytest.fixture(scope="session", params=["frozen_graph", "saved_model"])
+def tiny_model_dir(request, tiny_frozen_dir, tiny_saved_dir) -> Path:
+    """Each tiny model format in turn."""
+    return tiny_frozen_dir if request.param == "frozen_graph" else tiny_saved_dir
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real pictures not available: {SHARED_DATA} is absent")
+    return SHARED_DATA
