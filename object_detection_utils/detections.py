@@ -100,7 +100,7 @@ class Detections:
     def areas(self) -> np.ndarray:
         """Mask areas in pixels, or box areas for a boxes-only model."""
         if self.masks is not None:
-            return self.masks.reshape(len(self), -1).sum(axis=1)
+            return self.masks.sum(axis=(1, 2))
         widths = np.clip(self.boxes[:, 2] - self.boxes[:, 0], 0, None)
         heights = np.clip(self.boxes[:, 3] - self.boxes[:, 1], 0, None)
         return widths * heights

@@ -1,0 +1,61 @@
+"""Real pictures and, when one exists, a real trained model from ../shared."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+import instance_segmentation
+from conftest import SHARED_MODELS
+from object_detection_utils import load_model, read_image, run_inference_for_single_image
+
+
+def _real_pictures(shared_data):
+    pictures = sorted((shared_data / "coco" / "val2017").glob("*.jpg")) + sorted((shared_data / "photos").glob("*.jpg"))
+    assert len(pictures) >= 80
+    return pictures
+
+
+def test_api_over_every_real_picture(shared_data, tiny_frozen_dir):
+    model = load_model(tiny_frozen_dir)
+    for path in _real_pictures(shared_data):
+        image = read_image(path)
+        detections = run_inference_for_single_image(model, image)
+        assert detections.masks.shape == (len(detections), *image.shape[:2]), path
+        assert detections.masks.any(axis=(1, 2)).all(), path
+
+
+def test_cli_over_every_real_picture(shared_data, tiny_saved_dir, tmp_path, capsys):
+    for path in _real_pictures(shared_data):
+        output = tmp_path / path.name
+        assert instance_segmentation.main(["-i", str(path), "--model", str(tiny_saved_dir), "-o", str(output),
+                                           "--no-display"]) == 0
+        assert read_image(output).shape == read_image(path).shape, path
+    assert capsys.readouterr().out.count("\tperson\t0.95\t") == len(_real_pictures(shared_data))
+
+
+def _real_models():
+    if not SHARED_MODELS.is_dir():
+        return []
+    return sorted(p for p in SHARED_MODELS.iterdir() if p.is_dir() and (p / "README.md").is_file())
+
+
+@pytest.mark.parametrize("model_dir", _real_models() or [None], ids=lambda p: getattr(p, "name", "none"))
+def test_real_trained_model(model_dir, shared_data):
+    """A real model's README lists what it finds as lines `expect: <picture path under shared/data> <class> ...`."""
+    if model_dir is None:
+        pytest.skip(f"no real trained model under {SHARED_MODELS} yet (the training issue will put one there)")
+    expectations = re.findall(r"^expect:\s*(\S+)\s+(.+)$", (model_dir / "README.md").read_text(), re.MULTILINE)
+    if not expectations:
+        pytest.skip(f"{model_dir}/README.md has no 'expect: <picture> <class> ...' lines to check")
+    model = load_model(model_dir)
+    for picture, classes in expectations:
+        image = read_image(shared_data / picture)
+        detections = run_inference_for_single_image(model, image)
+        assert detections.masks is None or detections.masks.shape[1:] == image.shape[:2]
+        found = set(detections.class_names)
+        for name in classes.split():
+            assert name in found, f"{model_dir.name} should find {name} in {picture}; found {sorted(found)}"
+            assert np.any(detections.scores[[n == name for n in detections.class_names]] >= 0.5)
