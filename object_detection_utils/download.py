@@ -170,7 +170,7 @@ def download(url: str, part: Path, desc: str = "", progress: bool = True) -> Non
                     f"({type(error).__name__}); run again to resume"
                 ) from None
     if total is not None and received != total:
-        raise DownloadError(f"{url}: download ended at {received} of {total} bytes; run again to resume")
+        raise DownloadError(f"{url}: download interrupted at {received} of {total} bytes; run again to resume")
 
 
 def _continues_at(content_range: str | None, offset: int) -> bool:
