@@ -22,7 +22,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                        help="zoo model name or alias (downloaded on first use), or a model folder, .pb or .tar.gz "
                             "(default: %(default)s)")
     group.add_argument("--models-dir", type=Path, default=None,
-                       help="folder holding models by name (default: $INSTANCE_SEGMENTATION_MODELS_DIR or the cache)")
+                       help="folder holding models by name, where zoo models are downloaded to "
+                            "(default: $INSTANCE_SEGMENTATION_MODELS_DIR, else the cache's models/)")
     group.add_argument("--list-models", action="store_true",
                        help="list the zoo models: speed, mAP, whether cached and their size on disk; then exit")
     _list_models_before_parsing(parser)

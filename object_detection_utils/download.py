@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -106,8 +107,6 @@ if os.name == "nt":
             except OSError:
                 if not blocking:
                     return False
-                import time
-
                 time.sleep(0.2)
 
     def _unlock(file) -> None:
