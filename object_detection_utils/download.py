@@ -50,34 +50,43 @@ def fetch_model(model: ZooModel, models_dir: Path, progress: bool = True) -> Pat
     target = models_dir / model.name
     if is_model_folder(target):
         return target
-    work = models_dir / ".downloads"
-    with file_lock(work / f"{model.name}.lock", waiting=f"waiting for another process fetching {model.name}"):
-        if is_model_folder(target):  # the other process finished while we waited
-            return target
-        part = work / f"{model.archive_name}.part"
-        digest_file = work / f"{model.archive_name}.sha256"
-        try:
-            download(model.url, part, desc=model.name, progress=progress)
-        except NoConnection as error:
-            raise NoConnection(f"{error}, offline? {manual_hint(model, models_dir)}") from None
-        digest = sha256_file(part)
-        expected = model.sha256 or read_digest(digest_file)
-        if expected is not None and digest != expected.lower():
-            part.unlink()
-            origin = "the catalogue's" if model.sha256 else f"the digest recorded at first download ({digest_file})"
-            raise DownloadError(
-                f"{model.url}: checksum mismatch: got sha256 {digest}, expected {expected} ({origin}); "
-                "the bad file was removed, run again to download it again"
-            )
-        try:
-            unpack_model(part, target)
-        except ModelLoadError:
-            part.unlink()
-            raise
-        if expected is None:
-            write_bytes_atomic(digest_file, f"{digest}  {model.archive_name}\n".encode())
-        part.unlink()
+    try:
+        with file_lock(models_dir / ".downloads" / f"{model.name}.lock",
+                       waiting=f"waiting for another process fetching {model.name}"):
+            if not is_model_folder(target):  # else another process finished it while we waited
+                _fetch_unlocked(model, target, progress)
+    except OSError as error:  # the models folder is not writable, the disk is full, ...
+        raise DownloadError(f"{models_dir}: cannot store {model.name}: {error}") from None
     return target
+
+
+def _fetch_unlocked(model: ZooModel, target: Path, progress: bool) -> None:
+    work = target.parent / ".downloads"
+    part = work / f"{model.archive_name}.part"
+    digest_file = work / f"{model.archive_name}.sha256"
+    try:
+        download(model.url, part, desc=model.name, progress=progress)
+    except NoConnection as error:
+        raise NoConnection(f"{error}, offline? {manual_hint(model, target.parent)}") from None
+    digest = sha256_file(part)
+    expected = model.sha256 or read_digest(digest_file)
+    if expected is not None and digest != expected.lower():
+        part.unlink()
+        if model.sha256:
+            origin = "the catalogue's; run again to download it again"
+        else:
+            origin = (f"recorded at the first download; delete {digest_file} if the archive really changed "
+                      "upstream")
+        raise DownloadError(f"{model.url}: checksum mismatch: got sha256 {digest}, expected {expected} "
+                            f"({origin}); the bad file was removed")
+    try:
+        unpack_model(part, target)
+    except ModelLoadError:
+        part.unlink()
+        raise
+    if expected is None:
+        write_bytes_atomic(digest_file, f"{digest}  {model.archive_name}\n".encode())
+    part.unlink()
 
 
 @contextmanager

@@ -22,7 +22,7 @@ import instance_segmentation
 import tiny_model
 from object_detection_utils import cli, load_model, zoo
 from object_detection_utils.archive import extract_archive
-from object_detection_utils.download import DownloadError, NoConnection, fetch_model, file_lock
+from object_detection_utils.download import DownloadError, file_lock
 from object_detection_utils.errors import ModelLoadError
 from zoo_server import ZooServer, tar_gz
 
@@ -218,6 +218,13 @@ def test_seed_layout_models_dir_keeps_working(tiny_frozen_dir, tmp_path, no_netw
     assert zoo.find_model(TF1_NAME) == models / TF1_NAME
 
 
+def test_unwritable_models_folder_is_one_clear_error(server, tmp_path):
+    not_a_folder = tmp_path / "models"
+    not_a_folder.write_text("a file where the models folder should be")
+    with pytest.raises(DownloadError, match=f"{not_a_folder}: cannot store {TF1_NAME}: "):
+        zoo.find_model(TF1_ALIAS, not_a_folder)
+
+
 def test_download_false_never_fetches(server, models_dir):
     with pytest.raises(ModelLoadError, match=f"model '{TF1_NAME}' is not in {models_dir}: download "):
         zoo.find_model(TF1_ALIAS, models_dir, download=False)
@@ -245,8 +252,8 @@ def test_checksum_mismatch_removes_the_bad_file(server, models_dir, monkeypatch)
         zoo.find_model(TF1_ALIAS, models_dir)
     message = str(error.value)
     actual = hashlib.sha256(archive_of(server, TF1_NAME)).hexdigest()
-    assert f"checksum mismatch: got sha256 {actual}, expected {'ab' * 32} (the catalogue's)" in message
-    assert "the bad file was removed" in message and "\n" not in message
+    assert f"checksum mismatch: got sha256 {actual}, expected {'ab' * 32} (the catalogue's; run again" in message
+    assert message.endswith("the bad file was removed") and "\n" not in message
     assert not (models_dir / TF1_NAME).exists()
     assert not (models_dir / ".downloads" / f"{TF1_NAME}.tar.gz.part").exists()
 
@@ -262,10 +269,14 @@ def test_a_changed_archive_is_caught_by_the_recorded_digest(server, models_dir, 
 
     shutil.rmtree(first)  # the user deletes the model; meanwhile the server's archive changed
     server.files[f"/{TF1_NAME}.tar.gz"] = tar_gz({TF1_NAME: tiny_boxes_only_dir})
-    with pytest.raises(DownloadError, match=f"expected {recorded} \\(the digest recorded at first download"):
+    digest_file = models_dir / ".downloads" / f"{TF1_NAME}.tar.gz.sha256"
+    with pytest.raises(DownloadError, match=f"expected {recorded} \\(recorded at the first download; delete "
+                                            f"{digest_file} if the archive really changed upstream\\)"):
         zoo.find_model(TF1_ALIAS, models_dir)
     assert not first.exists()
     assert not (models_dir / ".downloads" / f"{TF1_NAME}.tar.gz.part").exists()
+    digest_file.unlink()  # the user accepts the new archive
+    assert zoo.is_model_folder(zoo.find_model(TF1_ALIAS, models_dir))
 
 
 # --- interrupted downloads -------------------------------------------------------------------------------------
@@ -418,19 +429,19 @@ def test_file_lock_excludes_a_second_holder(tmp_path):
     events = []
     lock = tmp_path / "x.lock"
     inside = threading.Event()
+
+    def second_holder() -> None:
+        with file_lock(lock):
+            events.append("second in")
+            inside.set()
+
     with file_lock(lock):
-        thread = threading.Thread(target=lambda: (file_lock_enter(lock, events, inside)))
+        thread = threading.Thread(target=second_holder)
         thread.start()
         assert not inside.wait(timeout=0.3)  # blocked while we hold it
         events.append("first out")
     thread.join(timeout=10)
     assert events == ["first out", "second in"]
-
-
-def file_lock_enter(lock: Path, events: list[str], inside: threading.Event) -> None:
-    with file_lock(lock):
-        events.append("second in")
-        inside.set()
 
 
 # --- --list-models ---------------------------------------------------------------------------------------------
