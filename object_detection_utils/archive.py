@@ -6,7 +6,7 @@ import hashlib
 import shutil
 import tarfile
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from .cache import cache_dir
 from .errors import ModelLoadError
@@ -18,14 +18,15 @@ def extract_archive(archive: Path, destination: Path) -> Path:
     """Extract a tar archive into a new folder `destination`, atomically.
 
     Members with absolute paths, `..` components, links pointing outside, or device files are refused
-    (Python's `data` extraction filter). The archive is unpacked into a temporary sibling folder that is
-    renamed into place only when complete, so an interrupted extraction never looks like a finished one.
+    (Python's `data` extraction filter, plus a refusal of absolute names that it would quietly make relative).
+    The archive is unpacked into a temporary sibling folder that is renamed into place only when complete, so
+    an interrupted extraction never looks like a finished one.
     """
     destination.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".part", dir=destination.parent))
     try:
         with tarfile.open(archive) as tar:
-            tar.extractall(staging, filter="data")
+            tar.extractall(staging, filter=_safe_member)
         try:
             staging.rename(destination)
         except OSError:  # another process finished first: theirs is as good as ours
@@ -36,6 +37,12 @@ def extract_archive(archive: Path, destination: Path) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return destination
+
+
+def _safe_member(member: tarfile.TarInfo, destination: str) -> tarfile.TarInfo | None:
+    if PurePosixPath(member.name).is_absolute() or PureWindowsPath(member.name).is_absolute():
+        raise tarfile.AbsolutePathError(member)
+    return tarfile.data_filter(member, destination)
 
 
 def extract_archive_cached(archive: Path) -> Path:

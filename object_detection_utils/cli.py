@@ -12,16 +12,21 @@ from .detections import Detections
 from .errors import InstanceSegmentationError
 from .inference import DEFAULT_MASK_THRESHOLD, DEFAULT_MIN_SCORE
 from .model import SegmentationModel, load_model
-from .zoo import DEFAULT_MODEL, find_model
+from .zoo import DEFAULT_MODEL, find_model, format_model_table, list_models, models_dirs
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """--model, --models-dir, --label-map, --classes, --min-score, --mask-threshold."""
+    """--model, --models-dir, --list-models, --label-map, --classes, --min-score, --mask-threshold."""
     group = parser.add_argument_group("model")
     group.add_argument("--model", default=DEFAULT_MODEL,
-                       help="zoo model name, or a model folder, .pb or .tar.gz (default: %(default)s)")
+                       help="zoo model name or alias (downloaded on first use), or a model folder, .pb or .tar.gz "
+                            "(default: %(default)s)")
     group.add_argument("--models-dir", type=Path, default=None,
-                       help="folder holding models by name (default: $INSTANCE_SEGMENTATION_MODELS_DIR or the cache)")
+                       help="folder holding models by name, where zoo models are downloaded to "
+                            "(default: $INSTANCE_SEGMENTATION_MODELS_DIR, else the cache's models/)")
+    group.add_argument("--list-models", action="store_true",
+                       help="list the zoo models: speed, mAP, whether cached and their size on disk; then exit")
+    _list_models_before_parsing(parser)
     group.add_argument("--label-map", type=Path, default=None,
                        help="a .pbtxt label map (default: the model folder's, else COCO)")
     group.add_argument("--classes", default=None,
@@ -37,6 +42,27 @@ def load_model_from_args(args: argparse.Namespace) -> SegmentationModel:
     model = load_model(find_model(args.model, args.models_dir), label_map=args.label_map)
     args.class_ids = None if args.classes is None else model.label_map.resolve(split_classes(args.classes))
     return model
+
+
+def _list_models_before_parsing(parser: argparse.ArgumentParser) -> None:
+    """Make `--list-models` print the table and exit before the script's own arguments are checked.
+
+    Like --help, it must work without the script's required arguments, and it needs --models-dir wherever that
+    stands on the command line, so the parser's parse_known_args (which parse_args calls) looks for both first.
+    """
+    parse_known_args = parser.parse_known_args
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument("--list-models", action="store_true")
+    early.add_argument("--models-dir", type=Path, default=None)
+
+    def parse_known_args_listing_models(args=None, namespace=None):
+        known, _ = early.parse_known_args(sys.argv[1:] if args is None else list(args))
+        if known.list_models:
+            print(format_model_table(list_models(known.models_dir), models_dirs(known.models_dir)[0]))
+            parser.exit(0)
+        return parse_known_args(args, namespace)
+
+    parser.parse_known_args = parse_known_args_listing_models  # type: ignore[method-assign]
 
 
 def split_classes(text: str) -> list[str]:

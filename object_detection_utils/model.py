@@ -124,7 +124,7 @@ def load_model(
         source = extract_archive_cached(source)
 
     start = time.perf_counter()
-    kind, target = _locate(source)
+    kind, target = locate_model(source)
     if kind == "frozen_graph":
         run, has_masks = _load_frozen_graph(target)
     else:
@@ -153,7 +153,7 @@ def _model_name(source: Path) -> str:
     return source.name
 
 
-def _locate(source: Path) -> tuple[str, Path]:
+def locate_model(source: Path) -> tuple[str, Path]:
     """("frozen_graph", file) or ("saved_model", folder) for a model path."""
     if source.is_file():
         if source.name == "saved_model.pb":

@@ -20,10 +20,11 @@ SHARED_MODELS = SHARED / "models"
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
-    """Keep every test away from the user's real model cache."""
+    """Keep every test away from the user's real model cache, and from downloading real zoo models."""
     cache = tmp_path_factory.mktemp("cache")
     monkeypatch.setenv("INSTANCE_SEGMENTATION_CACHE", str(cache))
     monkeypatch.delenv("INSTANCE_SEGMENTATION_MODELS_DIR", raising=False)
+    monkeypatch.setenv("INSTANCE_SEGMENTATION_ZOO_URL", "http://127.0.0.1:1")  # refused at once
 
 
 @pytest.fixture(scope="session")
