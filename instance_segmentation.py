@@ -34,7 +34,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--display-seconds", type=float, default=None,
                         help="close the windows after this many seconds (default: when closed, or q/Esc)")
     cli.add_model_arguments(parser)
-    return parser.parse_args(argv)
+    return cli.parse_args(parser, argv)
 
 
 def default_output_path(image_path: Path) -> Path:

@@ -26,7 +26,6 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                             "(default: $INSTANCE_SEGMENTATION_MODELS_DIR, else the cache's models/)")
     group.add_argument("--list-models", action="store_true",
                        help="list the zoo models: speed, mAP, whether cached and their size on disk; then exit")
-    _list_models_before_parsing(parser)
     group.add_argument("--label-map", type=Path, default=None,
                        help="a .pbtxt label map (default: the model folder's, else COCO)")
     group.add_argument("--classes", default=None,
@@ -44,25 +43,13 @@ def load_model_from_args(args: argparse.Namespace) -> SegmentationModel:
     return model
 
 
-def _list_models_before_parsing(parser: argparse.ArgumentParser) -> None:
-    """Make `--list-models` print the table and exit before the script's own arguments are checked.
-
-    Like --help, it must work without the script's required arguments, and it needs --models-dir wherever that
-    stands on the command line, so the parser's parse_known_args (which parse_args calls) looks for both first.
-    """
-    parse_known_args = parser.parse_known_args
-    early = argparse.ArgumentParser(add_help=False)
-    early.add_argument("--list-models", action="store_true")
-    early.add_argument("--models-dir", type=Path, default=None)
-
-    def parse_known_args_listing_models(args=None, namespace=None):
-        known, _ = early.parse_known_args(sys.argv[1:] if args is None else list(args))
-        if known.list_models:
-            print(format_model_table(list_models(known.models_dir), models_dirs(known.models_dir)[0]))
-            parser.exit(0)
-        return parse_known_args(args, namespace)
-
-    parser.parse_known_args = parse_known_args_listing_models  # type: ignore[method-assign]
+def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """`parser.parse_args(argv)`, except that `--list-models` prints the zoo table and exits right away."""
+    args = parser.parse_args(argv)
+    if args.list_models:
+        print(format_model_table(list_models(args.models_dir), models_dirs(args.models_dir)[0]))
+        parser.exit(0)
+    return args
 
 
 def split_classes(text: str) -> list[str]:

@@ -475,16 +475,15 @@ def test_list_models_tells_the_truth_about_the_cache(server, models_dir, capsys)
     assert sum(row[-2:] == ["no", "-"] for row in rows.values()) == len(zoo.CATALOGUE) - 2
 
 
-def test_list_models_needs_no_other_arguments_and_no_network(models_dir, capsys, no_network):
+def test_list_models_needs_no_network_and_leaves_other_parsing_alone(models_dir, capsys, no_network):
     parser = argparse.ArgumentParser()
-    parser.add_argument("input")  # a script with a required argument
     cli.add_model_arguments(parser)
     with pytest.raises(SystemExit) as exit_info:
-        parser.parse_args(["--list-models", "--models-dir", str(models_dir)])
+        cli.parse_args(parser, ["--list-models", "--models-dir", str(models_dir)])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert out.splitlines()[-1].startswith(f"models folder: {models_dir} ")
-    assert parser.parse_args(["pic.jpg"]).list_models is False  # otherwise parsing is unchanged
+    assert cli.parse_args(parser, ["--min-score", "0.7"]).min_score == 0.7  # otherwise parsing is unchanged
 
 
 def test_format_size():
