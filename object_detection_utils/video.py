@@ -301,8 +301,17 @@ class LatestFrameReader:
             last = frame.index
             yield frame
 
+    @property
+    def running(self) -> bool:
+        """True while the thread is reading (it owns the source until it ends)."""
+        return self._thread.is_alive()
+
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop reading and wait for the thread to close the source."""
+        """Stop reading and wait for the thread to close the source.
+
+        A read blocked in the device or network may outlast `timeout`; the thread then closes the source
+        itself when that read returns (it is a daemon thread, so it never keeps the program alive).
+        """
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout)

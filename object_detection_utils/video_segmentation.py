@@ -194,7 +194,8 @@ def segment_video(
             summary.frames_read = reader.frames_read
         else:
             summary.frames_read = summary.frames_processed
-        source.close()
+        if reader is None or not reader.running:  # a running reader thread closes the source itself
+            source.close()
         bar.close()
         if window is not None:
             window.close()

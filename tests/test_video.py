@@ -16,7 +16,7 @@ import pytest
 
 import instance_segmentation_webcam as webcam
 import tiny_model
-from object_detection_utils import cli, load_model
+from object_detection_utils import cli, display, load_model
 from object_detection_utils.drawing import draw_detections
 from object_detection_utils.coco_results import decode_mask
 from object_detection_utils.video import (
@@ -311,6 +311,25 @@ def test_window_closed_and_ctrl_c_stop_cleanly_and_finish_the_files(tmp_path, ti
                             progress=False)
     assert summary.stop_reason == "Ctrl+C" and summary.error is None
     assert len(read_video(out)[0]) == 3 and no_part_files(tmp_path)
+
+
+@pytest.mark.parametrize("key", ["q", "escape"])
+def test_pressing_q_or_esc_in_the_real_window_stops_the_run(tiny, key):
+    from matplotlib.backend_bases import KeyEvent
+
+    window = display.Window("video test")
+    camera = FakeCamera(period=0.002)
+
+    def press_key_at_third_frame(result, _):
+        if len(shown) == 2:
+            window.figure.canvas.callbacks.process("key_press_event", KeyEvent("key", window.figure.canvas, key))
+        shown.append(result.frame.index)
+
+    shown: list[int] = []
+    summary = segment_video(tiny, camera, window=window, on_frame=press_key_at_third_frame, progress=False)
+    assert summary.stop_reason == "window closed" and summary.frames_processed == 3
+    assert not window.is_open and camera.closed
+    assert window._artist.get_array().shape == (HEIGHT, WIDTH, 3)  # the segmented frames were shown
 
 
 def test_stream_url_is_read_and_a_dead_server_ends_it_with_a_message(tmp_path, tiny):
