@@ -32,7 +32,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--every-frame", action="store_true",
                         help="segment every frame of a video file in order (offline), instead of the newest only")
     parser.add_argument("-o", "--output", type=Path, default=None,
-                        help=f"write the segmented video here ({', '.join(FOURCC_BY_SUFFIX)}), at the source's frame rate")
+                        help=f"write the segmented video here ({', '.join(FOURCC_BY_SUFFIX)}) at the source's fps")
     parser.add_argument("--json-lines", type=Path, default=None,
                         help="write one JSON line per segmented frame with its COCO results (masks as RLE)")
     parser.add_argument("--max-frames", type=int, default=None, help="stop after segmenting this many frames")
