@@ -139,3 +139,10 @@ def display_instances(image: np.ndarray, detections: Detections, title: str = ""
                 ax.add_patch(Polygon(contour[:, 0, :], facecolor="none", edgecolor=colors[i]))
     ax.imshow(shown)
     return fig
+
+
+def draw_caption(image: np.ndarray, text: str, corner: tuple[int, int] = (0, 0), color=(0, 0, 0)) -> np.ndarray:
+    """A copy of `image` with `text` in a filled box at `corner` (x, y), e.g. a video's fps line at top left."""
+    canvas = np.ascontiguousarray(image, dtype=np.uint8).copy()
+    _draw_label(canvas, text, corner, list(color))
+    return canvas

@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""Segment live or recorded video: a camera, a video file or a stream URL, shown with fps and inference time.
+
+    python instance_segmentation_webcam.py                                  # first camera, until q/Esc/Ctrl+C
+    python instance_segmentation_webcam.py --source rtsp://host/stream --classes person
+    python instance_segmentation_webcam.py --source clip.mp4 --every-frame -o clip_segmented.mp4 --no-display
+
+Live sources are read on their own thread and only the newest frame is segmented, so the picture is never
+older than one inference; --every-frame segments each frame of a file in order instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from object_detection_utils import cli, display
+from object_detection_utils.video import (
+    FOURCC_BY_SUFFIX,
+    RECONNECT_ATTEMPTS,
+    VideoWriteError,
+    open_video_source,
+)
+from object_detection_utils.video_segmentation import segment_video
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-s", "--source", default="0",
+                        help="camera index, video file, or stream URL (rtsp://, http://, ...) (default: %(default)s)")
+    parser.add_argument("--every-frame", action="store_true",
+                        help="segment every frame of a video file in order (offline), instead of the newest only")
+    parser.add_argument("-o", "--output", type=Path, default=None,
+                        help=f"write the segmented video here ({', '.join(FOURCC_BY_SUFFIX)}) at the source's fps")
+    parser.add_argument("--json-lines", type=Path, default=None,
+                        help="write one JSON line per segmented frame with its COCO results (masks as RLE)")
+    parser.add_argument("--max-frames", type=int, default=None, help="stop after segmenting this many frames")
+    parser.add_argument("--reconnect", type=int, default=RECONNECT_ATTEMPTS,
+                        help="reconnection attempts when a camera or stream drops (default: %(default)s)")
+    parser.add_argument("--no-display", action="store_true", help="never open a window (headless)")
+    cli.add_model_arguments(parser)
+    args = parser.parse_args(argv)
+    if args.output is not None and args.output.suffix.lower() not in FOURCC_BY_SUFFIX:
+        parser.error(f"{args.output}: unsupported video type (use {', '.join(FOURCC_BY_SUFFIX)})")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.output is not None and args.json_lines is not None and args.output.resolve() == args.json_lines.resolve():
+        raise VideoWriteError(f"{args.output}: --output and --json-lines name the same file")
+    source = open_video_source(args.source, attempts=args.reconnect)  # a bad source fails before the model load
+    try:
+        model = cli.load_model_from_args(args)
+        window = None
+        if not args.no_display and display.display_available():
+            window = display.Window(f"instance segmentation: {source.name}")
+    except BaseException:
+        source.close()
+        raise
+    summary = segment_video(
+        model, source,
+        every_frame=args.every_frame,
+        class_ids=args.class_ids,
+        min_score=args.min_score,
+        mask_threshold=args.mask_threshold,
+        output=args.output,
+        json_lines=args.json_lines,
+        window=window,
+        max_frames=args.max_frames,
+    )
+    print(summary.describe(), file=sys.stderr)
+    for path, count in ((args.output, summary.frames_written), (args.json_lines, summary.json_lines_written)):
+        if path is not None and count:
+            print(f"saved {path} ({count} {'frames' if path == args.output else 'lines'})", file=sys.stderr)
+    if summary.error:
+        print(f"error: {summary.error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def run() -> None:
+    sys.exit(cli.run_main(main))
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,427 @@
+"""Video in and out: frame sources (camera, file, stream URL), a newest-frame reader thread, and writers.
+
+Every source gives RGB uint8 frames through one small interface (`FrameSource`), so a camera, a file, a
+network stream or a test's fake camera are used the same way. Writers write under a temporary name and
+rename on close, so an output path only ever holds a finished file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's own chatter; our errors say what went wrong
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .errors import InstanceSegmentationError  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FPS = 30.0  # for cameras and streams that do not report a frame rate
+RECONNECT_ATTEMPTS = 3
+RECONNECT_DELAY = 0.5  # seconds before the first reconnection attempt; doubles each time
+# Output containers OpenCV's FFmpeg backend writes, with a codec every build has.
+FOURCC_BY_SUFFIX = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
+STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
+
+
+class VideoSourceError(InstanceSegmentationError):
+    """A camera, file or stream could not be opened or read."""
+
+
+class StreamDroppedError(VideoSourceError):
+    """A live source stopped delivering frames and did not come back after reconnecting."""
+
+
+class VideoWriteError(InstanceSegmentationError):
+    """An output video could not be written."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One picture of a source: its position, when it was read, and the RGB pixels."""
+
+    index: int  # 0-based position in the source (frames skipped by a newest-frame reader still count)
+    image: np.ndarray  # (H, W, 3) uint8 RGB
+    captured_at: float  # time.monotonic() when the frame was read
+
+
+class FrameSource(Protocol):
+    """What the video code needs of a camera, file or stream."""
+
+    name: str  # for messages: "camera 0", the file path, the URL
+    live: bool  # True for cameras and streams: frames keep coming and are dropped when not read in time
+    fps: float  # frames per second (DEFAULT_FPS when the source does not say)
+    frame_count: int | None  # frames in a file, None for a live source or when unknown
+
+    def read(self) -> np.ndarray | None:
+        """The next (H, W, 3) RGB frame; None at the end of a file or when a live source stops."""
+
+    def close(self) -> None:
+        """Release the device or file; safe to call twice."""
+
+
+class CaptureSource:
+    """A `FrameSource` over `cv2.VideoCapture`: camera index, video file or stream URL."""
+
+    def __init__(self, target: int | str, name: str, live: bool) -> None:
+        self.name = name
+        self.live = live
+        self._capture = cv2.VideoCapture(target)
+        if not self._capture.isOpened():
+            self._capture.release()
+            if isinstance(target, int):
+                raise VideoSourceError(f"camera {target}: no camera at that index (or it is in use)")
+            if live:
+                raise VideoSourceError(f"{name}: cannot open stream (unreachable, refused or not a video stream)")
+            raise VideoSourceError(f"{name}: not a readable video (unknown format or damaged file)")
+        fps = self._capture.get(cv2.CAP_PROP_FPS)
+        self.fps = float(fps) if 0 < fps < 1000 else DEFAULT_FPS
+        count = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        self.frame_count = count if count > 0 and not live else None
+
+    def read(self) -> np.ndarray | None:
+        if self._capture is None:
+            return None
+        ok, bgr = self._capture.read()
+        if not ok or bgr is None:
+            return None
+        if bgr.ndim == 2:
+            return cv2.cvtColor(bgr, cv2.COLOR_GRAY2RGB)
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+    def close(self) -> None:
+        if self._capture is not None:
+            self._capture.release()
+            self._capture = None
+
+
+def parse_source(spec: str | int) -> int | str:
+    """A camera index for digits ("0", "2"), else the text as given (a file path or stream URL)."""
+    text = str(spec).strip()
+    return int(text) if text.isdigit() else text
+
+
+def is_stream_url(spec: str | int) -> bool:
+    return isinstance(spec, str) and spec.lower().startswith(STREAM_SCHEMES)
+
+
+def open_source(spec: str | int) -> FrameSource:
+    """Open a camera index, a video file or a stream URL (RTSP/HTTP/...) as a `FrameSource`.
+
+    Raises `VideoSourceError` with one line naming the source: no camera at that index, no such file,
+    unreadable video, unreachable stream.
+    """
+    target = parse_source(spec)
+    if isinstance(target, int):
+        return CaptureSource(target, f"camera {target}", live=True)
+    if is_stream_url(target):
+        return CaptureSource(target, target, live=True)
+    path = Path(target).expanduser()
+    if not path.exists():
+        raise VideoSourceError(f"{path}: no such video file (for a camera give its index, e.g. --source 0)")
+    if path.is_dir():
+        raise VideoSourceError(f"{path}: is a folder, not a video file")
+    if path.stat().st_size == 0:
+        raise VideoSourceError(f"{path}: empty file (0 bytes)")
+    return CaptureSource(str(path), str(path), live=False)
+
+
+class ReconnectingSource:
+    """A live source that reopens itself when it stops delivering frames.
+
+    When `read` gets nothing, the source is closed and reopened up to `attempts` times, waiting `delay`
+    seconds before the first attempt and twice as long before each next one. If none delivers a frame,
+    `read` raises `StreamDroppedError`.
+    """
+
+    def __init__(
+        self,
+        opener: Callable[[], FrameSource],
+        attempts: int = RECONNECT_ATTEMPTS,
+        delay: float = RECONNECT_DELAY,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._opener = opener
+        self._source: FrameSource | None = opener()
+        self.name = self._source.name
+        self.live = self._source.live
+        self.fps = self._source.fps
+        self.frame_count = self._source.frame_count
+        self.attempts = attempts
+        self.delay = delay
+        self.reconnections = 0  # successful reconnections so far
+        self._sleep = sleep
+
+    def read(self) -> np.ndarray | None:
+        frame = self._source.read() if self._source is not None else None
+        if frame is not None:
+            return frame
+        last_problem = "no frame"
+        for attempt in range(1, self.attempts + 1):
+            self._close_inner()
+            self._sleep(self.delay * 2 ** (attempt - 1))
+            log.warning("%s: stream dropped, reconnecting (attempt %d of %d)", self.name, attempt, self.attempts)
+            try:
+                self._source = self._opener()
+            except VideoSourceError as error:
+                last_problem = str(error)
+                continue
+            frame = self._source.read()
+            if frame is not None:
+                self.reconnections += 1
+                return frame
+            last_problem = "reopened but no frame"
+        self._close_inner()
+        raise StreamDroppedError(
+            f"{self.name}: stream dropped and {self.attempts} reconnection attempts failed ({last_problem})"
+        )
+
+    def _close_inner(self) -> None:
+        if self._source is not None:
+            self._source.close()
+            self._source = None
+
+    def close(self) -> None:
+        self._close_inner()
+
+
+def open_video_source(
+    spec: str | int, attempts: int = RECONNECT_ATTEMPTS, delay: float = RECONNECT_DELAY
+) -> FrameSource:
+    """`open_source`, with cameras and streams wrapped to reconnect a few times when they drop."""
+    source = open_source(spec)
+    if not source.live:
+        return source
+    first = [source]
+
+    def reopen() -> FrameSource:
+        return first.pop() if first else open_source(spec)
+
+    return ReconnectingSource(reopen, attempts=attempts, delay=delay)
+
+
+def iter_frames(source: FrameSource) -> Iterator[Frame]:
+    """Every frame of `source` in order, until it ends (for offline work on a file)."""
+    index = 0
+    while True:
+        image = source.read()
+        if image is None:
+            return
+        yield Frame(index, image, time.monotonic())
+        index += 1
+
+
+class LatestFrameReader:
+    """Reads a source on its own thread and keeps only the newest frame.
+
+    The consumer asks for a frame when it is ready for one and gets the newest that has arrived; the
+    frames in between are dropped. Nothing queues up, so what the consumer sees is never older than the
+    time it spent on its last frame, and memory stays at one frame however slow the consumer is.
+    With `pace_fps` the thread reads no faster than that rate (a file played back as if it were live).
+    The source is closed by the thread when it ends or when `stop` is called.
+    """
+
+    def __init__(self, source: FrameSource, pace_fps: float | None = None) -> None:
+        self.source = source
+        self.pace_fps = pace_fps
+        self.frames_read = 0
+        self._latest: Frame | None = None
+        self._ended = False
+        self._error: BaseException | None = None
+        self._condition = threading.Condition()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"frames from {source.name}", daemon=True)
+
+    def start(self) -> LatestFrameReader:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        start = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                if self.pace_fps:
+                    wait = start + self.frames_read / self.pace_fps - time.monotonic()
+                    if wait > 0 and self._stop.wait(wait):
+                        break
+                image = self.source.read()
+                if image is None:
+                    break
+                frame = Frame(self.frames_read, image, time.monotonic())
+                with self._condition:
+                    self._latest = frame  # the previous frame, if nobody took it, is dropped here
+                    self.frames_read += 1
+                    self._condition.notify_all()
+        except BaseException as error:  # handed to the consumer, who reports it
+            self._error = error
+        finally:
+            self.source.close()
+            with self._condition:
+                self._ended = True
+                self._condition.notify_all()
+
+    def next_frame(self, newer_than: int = -1, timeout: float | None = None) -> Frame | None:
+        """The newest frame with an index above `newer_than`, waiting for one to arrive.
+
+        Returns None when the source has ended (or `timeout` seconds passed); re-raises the source's error
+        (e.g. `StreamDroppedError`) once the frames before it have been taken.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._condition:
+            while True:
+                frame = self._latest
+                if frame is not None and frame.index > newer_than:
+                    self._latest = None  # the consumer owns it now; keep no second reference
+                    return frame
+                if self._ended:
+                    if self._error is not None:
+                        raise self._error
+                    return None
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return None
+                self._condition.wait(remaining)
+
+    def frames(self) -> Iterator[Frame]:
+        """The newest frame each time the consumer asks, until the source ends."""
+        last = -1
+        while (frame := self.next_frame(newer_than=last)) is not None:
+            last = frame.index
+            yield frame
+
+    @property
+    def running(self) -> bool:
+        """True while the thread is reading (it owns the source until it ends)."""
+        return self._thread.is_alive()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop reading and wait for the thread to close the source.
+
+        A read blocked in the device or network may outlast `timeout`; the thread then closes the source
+        itself when that read returns (it is a daemon thread, so it never keeps the program alive).
+        """
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def __enter__(self) -> LatestFrameReader:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def _temp_path_beside(path: Path) -> Path:
+    """A new empty temporary file beside `path` that keeps its suffix (OpenCV picks the container from it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; the finished video gets ordinary permissions
+    return Path(tmp)
+
+
+class VideoSink:
+    """Writes RGB frames to a video file at a frame rate; the file appears under its name only on `close`.
+
+    The writer opens on the first frame, so the video has that frame's size. `.mp4`/`.m4v`/`.mov` use
+    MPEG-4 (mp4v), `.avi`/`.mkv` Motion-JPEG: codecs every OpenCV build can write.
+    """
+
+    def __init__(self, path: str | Path, fps: float) -> None:
+        self.path = Path(path)
+        suffix = self.path.suffix.lower()
+        if suffix not in FOURCC_BY_SUFFIX:
+            raise VideoWriteError(
+                f"{self.path}: unsupported video type {self.path.suffix!r} (use {', '.join(FOURCC_BY_SUFFIX)})"
+            )
+        self.fourcc = FOURCC_BY_SUFFIX[suffix]
+        self.fps = float(fps)
+        self.size: tuple[int, int] | None = None  # (width, height)
+        self.frames_written = 0
+        self._writer: cv2.VideoWriter | None = None
+        self._tmp: Path | None = None
+
+    def write(self, image: np.ndarray, repeat: int = 1) -> None:
+        """Append an (H, W, 3) RGB frame `repeat` times."""
+        height, width = image.shape[:2]
+        if self._writer is None:
+            self._open(width, height)
+        elif (width, height) != self.size:
+            raise VideoWriteError(f"{self.path}: frame size changed from {self.size} to {(width, height)}")
+        bgr = np.ascontiguousarray(image[:, :, ::-1])
+        for _ in range(repeat):
+            self._writer.write(bgr)
+        self.frames_written += repeat
+
+    def _open(self, width: int, height: int) -> None:
+        self._tmp = _temp_path_beside(self.path)
+        writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (width, height))
+        if not writer.isOpened():
+            self._tmp.unlink(missing_ok=True)
+            raise VideoWriteError(f"{self.path}: cannot write {self.fourcc} video of {width}x{height}")
+        self._writer = writer
+        self.size = (width, height)
+
+    def close(self) -> None:
+        """Finish the file and move it into place (nothing is created when no frame was written)."""
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+            os.replace(self._tmp, self.path)
+
+    def abort(self) -> None:
+        """Drop what was written; the output path is left as it was."""
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+            self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> VideoSink:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class JsonLinesSink:
+    """Writes one JSON object per line to a temporary file, renamed to `path` on `close`."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._tmp = _temp_path_beside(self.path)
+        self._file = self._tmp.open("w", encoding="utf-8")
+        self.lines_written = 0
+
+    def write(self, record: dict[str, Any]) -> None:
+        self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self.lines_written += 1
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+            os.replace(self._tmp, self.path)
+
+    def abort(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+            self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> JsonLinesSink:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,0 +1,209 @@
+"""Segmenting video: frames in, drawn frames out to a window, a video file and per-frame COCO JSON lines.
+
+Two ways to take frames from a source:
+- newest frame (live): a reader thread keeps only the newest frame; each inference takes whatever is newest
+  when it starts, so the picture shown lags the camera by at most one inference and nothing piles up.
+- every frame (offline, files only): each frame in order, none skipped.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .coco_results import detections_to_coco
+from .detections import Detections
+from .display import Window, pump_events
+from .drawing import draw_caption, draw_detections
+from .inference import DEFAULT_MASK_THRESHOLD, DEFAULT_MIN_SCORE, detections_from_outputs
+from .model import SegmentationModel
+from .video import Frame, FrameSource, JsonLinesSink, LatestFrameReader, VideoSink, VideoSourceError, iter_frames
+
+FPS_SMOOTHING = 0.2  # weight of the newest frame in the displayed frames-per-second
+
+
+@dataclass(frozen=True)
+class SegmentedFrame:
+    """One processed frame: what was found, the drawn picture, and when each step happened."""
+
+    frame: Frame
+    detections: Detections
+    picture: np.ndarray  # the frame with detections and the status line drawn on it
+    started_at: float  # time.monotonic() when inference on this frame began
+    inference_seconds: float  # model call and post-processing
+    fps: float  # processed frames per second, smoothed
+
+    @property
+    def age_at_start(self) -> float:
+        """How old the frame was when inference on it began."""
+        return self.started_at - self.frame.captured_at
+
+
+@dataclass
+class VideoRunSummary:
+    """What a run did: frames read and processed, why it stopped, speed and display latency."""
+
+    source: str
+    frames_read: int = 0
+    frames_processed: int = 0
+    frames_written: int = 0
+    json_lines_written: int = 0
+    seconds: float = 0.0
+    stop_reason: str = ""
+    error: str | None = None  # the source's one-line error when it failed mid-way
+    inference_seconds: list[float] = field(default_factory=list, repr=False)
+    latencies: list[float] = field(default_factory=list, repr=False)  # capture -> shown, per processed frame
+
+    @property
+    def fps(self) -> float:
+        return self.frames_processed / self.seconds if self.seconds > 0 else 0.0
+
+    def describe(self) -> str:
+        """One line: frames, fps, inference time, display latency, why it stopped."""
+        parts = [f"{self.source}: {self.frames_processed} frames segmented of {self.frames_read} read"]
+        if self.frames_processed:
+            parts.append(f"{self.fps:.2f} fps")
+            parts.append(f"inference {1000 * statistics.mean(self.inference_seconds):.0f} ms/frame")
+            parts.append(f"latency {1000 * statistics.mean(self.latencies):.0f} ms mean, "
+                         f"{1000 * max(self.latencies):.0f} ms max")
+        parts.append(f"stopped: {self.stop_reason}")
+        return "; ".join(parts)
+
+
+def segment_frames(
+    model: SegmentationModel,
+    frames: Iterable[Frame],
+    class_ids: Iterable[int] | None = None,
+    min_score: float = DEFAULT_MIN_SCORE,
+    mask_threshold: float = DEFAULT_MASK_THRESHOLD,
+) -> Iterator[SegmentedFrame]:
+    """Segment each frame as it is taken from `frames`, drawing masks (coloured by class) and an fps line.
+
+    Frames are pulled one at a time, only when the previous one is done: with a newest-frame reader this
+    is what makes each inference start on the newest frame.
+    """
+    wanted = None if class_ids is None else list(class_ids)
+    fps = 0.0
+    last_started: float | None = None
+    for frame in frames:
+        started = time.monotonic()
+        outputs = model.predict(frame.image)
+        detections = detections_from_outputs(
+            outputs, frame.image.shape[:2], model.label_map, class_ids=wanted, min_score=min_score,
+            mask_threshold=mask_threshold,
+        )
+        inference = time.monotonic() - started
+        interval = inference if last_started is None else started - last_started
+        if interval > 0:
+            fps = 1.0 / interval if last_started is None else (1 - FPS_SMOOTHING) * fps + FPS_SMOOTHING / interval
+        last_started = started
+        picture = draw_detections(frame.image, detections, color_by="class")
+        picture = draw_caption(picture, f"{fps:.1f} fps  inference {1000 * inference:.0f} ms")
+        yield SegmentedFrame(frame, detections, picture, started, inference, fps)
+
+
+def frame_record(result: SegmentedFrame, fps: float) -> dict:
+    """The JSON line of one frame: its index, time in the video, size, and COCO results (image_id = index)."""
+    height, width = result.frame.image.shape[:2]
+    return {
+        "frame": result.frame.index,
+        "time": round(result.frame.index / fps, 4),
+        "height": height,
+        "width": width,
+        "inference_ms": round(1000 * result.inference_seconds, 1),
+        "results": detections_to_coco(result.detections, image_id=result.frame.index),
+    }
+
+
+def segment_video(
+    model: SegmentationModel,
+    source: FrameSource,
+    every_frame: bool = False,
+    class_ids: Iterable[int] | None = None,
+    min_score: float = DEFAULT_MIN_SCORE,
+    mask_threshold: float = DEFAULT_MASK_THRESHOLD,
+    output: str | Path | None = None,
+    json_lines: str | Path | None = None,
+    window: Window | None = None,
+    max_frames: int | None = None,
+    progress: bool = True,
+    on_frame: Callable[[SegmentedFrame, float], None] | None = None,
+) -> VideoRunSummary:
+    """Segment a source until it ends, the window is closed (q/Esc), Ctrl+C, or `max_frames` are processed.
+
+    `every_frame` processes each frame of a file in order; otherwise a reader thread keeps only the newest
+    frame (a file is then played at its own frame rate, as a camera would deliver it). The output video has
+    the source's frame rate and duration: in newest-frame mode each segmented frame is repeated over the
+    frames skipped after it. `on_frame(result, shown_at)` is called after each frame is shown and written.
+    The source, reader thread, window and writers are released however the run ends; a source failing
+    mid-way ends the run with `summary.error` set, and what was written up to then is kept.
+    """
+    if every_frame and source.live:
+        source.close()
+        raise VideoSourceError(f"{source.name}: --every-frame is for video files; a live source drops frames")
+    summary = VideoRunSummary(source=source.name)
+    reader = None if every_frame else LatestFrameReader(source, pace_fps=None if source.live else source.fps)
+    sink = VideoSink(output, source.fps) if output else None
+    lines = JsonLinesSink(json_lines) if json_lines else None
+    bar = tqdm(total=source.frame_count if every_frame else None, unit="frame", disable=not progress,
+               desc=Path(source.name).name if not source.live else source.name)
+    start = time.monotonic()
+    last_written: SegmentedFrame | None = None
+    summary.stop_reason = "end of file" if not source.live else "source ended"
+    try:
+        frames = iter_frames(source) if reader is None else reader.start().frames()
+        for result in segment_frames(model, frames, class_ids, min_score, mask_threshold):
+            if sink is not None:
+                if last_written is not None:  # cover the frames skipped since the previous one
+                    sink.write(last_written.picture, repeat=result.frame.index - last_written.frame.index - 1)
+                sink.write(result.picture)
+            last_written = result
+            if lines is not None:
+                lines.write(frame_record(result, source.fps))
+            if window is not None:
+                window.show(result.picture)
+                pump_events(0.001)
+            shown_at = time.monotonic()
+            summary.frames_processed += 1
+            summary.inference_seconds.append(result.inference_seconds)
+            summary.latencies.append(shown_at - result.frame.captured_at)
+            bar.update(1 if reader is None else result.frame.index + 1 - bar.n)
+            if on_frame is not None:
+                on_frame(result, shown_at)
+            if window is not None and not window.is_open:
+                summary.stop_reason = "window closed"
+                break
+            if max_frames is not None and summary.frames_processed >= max_frames:
+                summary.stop_reason = f"{max_frames} frames done"
+                break
+    except KeyboardInterrupt:
+        summary.stop_reason = "Ctrl+C"
+    except VideoSourceError as error:
+        summary.stop_reason = "source failed"
+        summary.error = str(error)
+    finally:
+        summary.seconds = time.monotonic() - start
+        if reader is not None:
+            reader.stop()
+            summary.frames_read = reader.frames_read
+        else:
+            summary.frames_read = summary.frames_processed
+        if reader is None or not reader.running:  # a running reader thread closes the source itself
+            source.close()
+        bar.close()
+        if window is not None:
+            window.close()
+        for writer in (sink, lines):
+            if writer is not None:
+                writer.close()
+        summary.frames_written = sink.frames_written if sink is not None else 0
+        summary.json_lines_written = lines.lines_written if lines is not None else 0
+    if summary.frames_read == 0 and summary.stop_reason == "end of file":
+        summary.error = f"{source.name}: no frame could be decoded (damaged or unsupported video)"
+    return summary
