@@ -40,7 +40,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="reconnection attempts when a camera or stream drops (default: %(default)s)")
     parser.add_argument("--no-display", action="store_true", help="never open a window (headless)")
     cli.add_model_arguments(parser)
-    args = parser.parse_args(argv)
+    args = cli.parse_args(parser, argv)
     if args.output is not None and args.output.suffix.lower() not in FOURCC_BY_SUFFIX:
         parser.error(f"{args.output}: unsupported video type (use {', '.join(FOURCC_BY_SUFFIX)})")
     return args
