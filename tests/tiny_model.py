@@ -99,12 +99,18 @@ def expected_full_mask(row: int, height: int, width: int) -> np.ndarray:
     j / (W - 1)) lies inside the box: that is where crop_and_resize samples inside the 15x15 mask. Row 1's
     mask keeps columns 0..6 of 15 fully, column 7 is zero; bilinear values cross 0.5 halfway between
     mask columns 6 and 7, i.e. at box-relative position 6.5 / 14.
+
+    Where a box edge falls exactly on a pixel centre, float rounding decides the pixel, so such sizes are
+    refused: pick sizes with H - 1 and W - 1 prime (e.g. 104 x 164).
     """
     ymin, xmin, ymax, xmax = (float(v) for v in BOXES[row])
     ys = np.arange(height) / max(height - 1, 1)
     xs = np.arange(width) / max(width - 1, 1)
-    in_rows = (ys >= ymin - 1e-6) & (ys <= ymax + 1e-6)
-    in_cols = (xs >= xmin - 1e-6) & (xs <= xmax + 1e-6)
+    for positions, edges in ((ys, (ymin, ymax)), (xs, (xmin, xmax))):
+        if any(np.isclose(positions, edge, atol=1e-6).any() and 0 < edge < 1 for edge in edges):
+            raise ValueError(f"a box edge of row {row} falls on a pixel centre of a {height}x{width} picture")
+    in_rows = (ys >= ymin) & (ys <= ymax)
+    in_cols = (xs >= xmin) & (xs <= xmax)
     if row == 1:
         relative = (xs - xmin) / (xmax - xmin) * (MASK_SIZE - 1)
         in_cols &= relative < 6.5
