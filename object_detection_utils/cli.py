@@ -15,11 +15,19 @@ from .model import SegmentationModel, load_model
 from .zoo import DEFAULT_MODEL, find_model
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """--model, --models-dir, --label-map, --classes, --min-score, --mask-threshold."""
+def add_model_arguments(parser: argparse.ArgumentParser, several_models: bool = False) -> None:
+    """--model, --models-dir, --label-map, --classes, --min-score, --mask-threshold.
+
+    With `several_models`, --model may be repeated and `args.model` is a list (None when not given).
+    """
     group = parser.add_argument_group("model")
-    group.add_argument("--model", default=DEFAULT_MODEL,
-                       help="zoo model name, or a model folder, .pb or .tar.gz (default: %(default)s)")
+    if several_models:
+        group.add_argument("--model", action="append", default=None,
+                           help=f"zoo model name, or a model folder, .pb or .tar.gz; repeat to compare models "
+                                f"(default: {DEFAULT_MODEL})")
+    else:
+        group.add_argument("--model", default=DEFAULT_MODEL,
+                           help="zoo model name, or a model folder, .pb or .tar.gz (default: %(default)s)")
     group.add_argument("--models-dir", type=Path, default=None,
                        help="folder holding models by name (default: $INSTANCE_SEGMENTATION_MODELS_DIR or the cache)")
     group.add_argument("--label-map", type=Path, default=None,
