@@ -115,7 +115,8 @@ def format_run(run: EvaluationRun) -> list[str]:
             f"(TP {at['true_positives']}, FP {at['false_positives']}, FN {at['false_negatives']})"
         )
     for iou_type, metrics in run.metrics.items():
-        per_class = ", ".join(f"{name} {_figure(ap, 2)}" for name, ap in metrics["per_class_ap"].items())
+        # classes without ground truth in these pictures have no AP: left out
+        per_class = ", ".join(f"{name} {ap:.2f}" for name, ap in metrics["per_class_ap"].items() if ap is not None)
         lines.append(f"  {IOU_TYPE_NAMES[iou_type]} AP per class: {per_class}")
     for problem in run.skipped:
         lines.append(f"  skipped: {problem}")
