@@ -205,7 +205,10 @@ def main(argv: list[str] | None = None) -> int:
         check_results(entries, ground_truth, source=str(args.results))
         wanted = set(image_ids)
         entries = [entry for entry in entries if entry["image_id"] in wanted]
-        runs.append(evaluate_results(ground_truth, entries, str(args.results), args.score_threshold, image_ids))
+        try:
+            runs.append(evaluate_results(ground_truth, entries, str(args.results), args.score_threshold, image_ids))
+        except (KeyError, TypeError, ValueError, IndexError) as error:
+            raise InstanceSegmentationError(f"{args.results}: malformed COCO results ({error!r})") from None
     else:
         if not args.images.is_dir():
             raise InstanceSegmentationError(f"{args.images}: no such picture folder")

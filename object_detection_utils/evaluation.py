@@ -107,6 +107,8 @@ def _results_coco(ground_truth: COCO, entries: list[dict[str, Any]], iou_type: s
         # small/medium/large ranges; without it, the mask area is used (as detectron2 does).
         for entry in entries:
             entry.pop("bbox", None)
+            # loadRes takes masks as RLE only; annToRLE also turns polygons and uncompressed RLE into it
+            entry["segmentation"] = ground_truth.annToRLE(entry)
     if entries:
         return _quietly(ground_truth.loadRes, entries)
     empty = COCO()
@@ -204,7 +206,8 @@ def threshold_metrics(
             if iou_type == "bbox":
                 ious = mask_utils.iou([e["bbox"] for e in found], [a["bbox"] for a in truths], crowd)
             else:
-                ious = mask_utils.iou([e["segmentation"] for e in found],
+                # annToRLE takes polygons, uncompressed and compressed RLE alike
+                ious = mask_utils.iou([ground_truth.annToRLE(e) for e in found],
                                       [ground_truth.annToRLE(a) for a in truths], crowd)
             ious = np.asarray(ious, np.float64).reshape(len(found), len(truths))
             taken = np.array(crowd)  # crowd regions are never matched one-to-one

@@ -274,3 +274,28 @@ def test_results_entries_are_checked(tmp_path):
         load_results(results)
     ok = ground_truth_from_dict(ground_truth([annotation(0)]))
     check_results([{"image_id": IMAGE_ID}], ok)  # known ids pass
+
+
+def test_polygon_results_are_evaluated_too(dataset):
+    """COCO results may carry polygons instead of RLE: a square polygon on row 0's 40x40 mask (rows and
+    columns 10..49 / 20..59 of the 100x100 picture) matches it exactly."""
+    annotations, _ = dataset
+    from object_detection_utils.evaluation import load_ground_truth
+
+    square = [[20, 10, 60, 10, 60, 50, 20, 50]]  # polygon corners on pixel edges
+    entry = {"image_id": IMAGE_ID, "category_id": 1, "bbox": [20, 10, 40, 40], "score": 0.9, "segmentation": square}
+    run = evaluate_results(load_ground_truth(annotations), [entry], "polygons")
+    at = run.metrics["segm"]["at_threshold"]
+    assert (at["true_positives"], at["false_negatives"], at["mean_iou"]) == (1, 3, 1.0)
+
+
+def test_malformed_results_give_one_line(dataset, tmp_path, capsys):
+    annotations, _ = dataset
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps([{"image_id": IMAGE_ID, "category_id": 1, "bbox": "wide", "score": 0.9}]))
+    from object_detection_utils.cli import run_main
+
+    assert run_main(evaluate.main, ["--annotations", str(annotations), "--results", str(results),
+                                    "--report", str(tmp_path / "r.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {results}: malformed COCO results") and err.count("\n") == 1
