@@ -184,18 +184,19 @@ def threshold_metrics(
         raise ValueError(f"iou_type must be one of {IOU_TYPES}, got {iou_type!r}")
     image_ids = sorted(ground_truth.getImgIds() if image_ids is None else image_ids)
     category_ids = set(ground_truth.getCatIds())
-    detections: dict[tuple[int, int], list[dict[str, Any]]] = {}
+    detections: dict[int, dict[int, list[dict[str, Any]]]] = {}  # image id -> category id -> entries
     for entry in entries:
         if entry["score"] >= score_threshold and entry["category_id"] in category_ids:
-            detections.setdefault((entry["image_id"], entry["category_id"]), []).append(entry)
+            detections.setdefault(entry["image_id"], {}).setdefault(entry["category_id"], []).append(entry)
 
     true_positives = false_positives = false_negatives = 0
     matched_ious: list[float] = []
     for image_id in image_ids:
         annotations = ground_truth.loadAnns(ground_truth.getAnnIds(imgIds=image_id))
-        for category_id in sorted(category_ids):
+        found_here = detections.get(image_id, {})
+        for category_id in sorted({a["category_id"] for a in annotations} | found_here.keys()):
             truths = [a for a in annotations if a["category_id"] == category_id]
-            found = sorted(detections.get((image_id, category_id), []), key=lambda e: -e["score"])
+            found = sorted(found_here.get(category_id, []), key=lambda e: -e["score"])
             if not truths:
                 false_positives += len(found)
                 continue
