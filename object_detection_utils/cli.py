@@ -15,12 +15,18 @@ from .model import SegmentationModel, load_model
 from .zoo import DEFAULT_MODEL, find_model, format_model_table, list_models, models_dirs
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """--model, --models-dir, --list-models, --label-map, --classes, --min-score, --mask-threshold."""
+def add_model_arguments(parser: argparse.ArgumentParser, several_models: bool = False) -> None:
+    """--model, --models-dir, --list-models, --label-map, --classes, --min-score, --mask-threshold.
+
+    With `several_models`, --model may be repeated and `args.model` is a list (None when not given).
+    """
     group = parser.add_argument_group("model")
-    group.add_argument("--model", default=DEFAULT_MODEL,
-                       help="zoo model name or alias (downloaded on first use), or a model folder, .pb or .tar.gz "
-                            "(default: %(default)s)")
+    model_help = "zoo model name or alias (downloaded on first use), or a model folder, .pb or .tar.gz"
+    if several_models:
+        group.add_argument("--model", action="append", default=None,
+                           help=f"{model_help}; repeat to compare models (default: {DEFAULT_MODEL})")
+    else:
+        group.add_argument("--model", default=DEFAULT_MODEL, help=f"{model_help} (default: %(default)s)")
     group.add_argument("--models-dir", type=Path, default=None,
                        help="folder holding models by name, where zoo models are downloaded to "
                             "(default: $INSTANCE_SEGMENTATION_MODELS_DIR, else the cache's models/)")
