@@ -56,7 +56,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    pictures = find_pictures(args.input or ["images"], recursive=args.recursive)
+    pictures = find_pictures(args.input or ["images"], recursive=args.recursive, exclude=args.output)
     if not pictures:
         print(f"no pictures found in {', '.join(args.input or ['images'])}", file=sys.stderr)
         return 1

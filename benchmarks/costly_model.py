@@ -3,7 +3,8 @@
 No trained zoo model can be downloaded here, so this stands in for one: `image_tensor` (uint8, any batch and
 size) in; the zoo's `detection_boxes`, `detection_scores`, `detection_classes`, `num_detections` and 15x15
 `detection_masks` out, 100 slots as Mask R-CNN reports them. The body resizes to 512x512 and runs a stack of
-random-weight convolutions (the cost), and the outputs are derived from those features: a few instances per
+random-weight convolutions (the cost) and a zoo-sized
+fully connected head, and the outputs are derived from those features: a few instances per
 picture pass a score of 0.5, with masks cut from the feature map. Built once and cached.
 """
 
@@ -15,7 +16,7 @@ import numpy as np
 
 from object_detection_utils.cache import cache_dir
 
-VERSION = 1
+VERSION = 2
 SLOTS = 100
 MASK_SIZE = 15
 
@@ -56,9 +57,14 @@ def build_costly_model(folder: Path, layers: int = 8, channels: int = 64, seed: 
         boxes = np.concatenate([centres - sides / 2, centres + sides / 2], axis=1).clip(0, 1).astype(np.float32)
         base_logits = np.full(SLOTS, -4.0, np.float32)
         base_logits[:8] = rng.uniform(0.5, 3.0, 8)  # about eight instances a picture above 0.5
+        # A fully connected head of zoo size (~34 MB of weights, as a Mask R-CNN graph's 60-250 MB): cheap to
+        # run, but every new session has to parse, import and optimise it, as the seed scripts did per picture.
         pooled = tf.reduce_mean(x, axis=[1, 2])  # (B, channels)
-        head = tf.constant(rng.normal(0, 0.05, (channels, SLOTS)).astype(np.float32))
-        scores = tf.sigmoid(base_logits[None] + tf.tanh(pooled @ head))
+        hidden = pooled
+        for cin, cout in ((channels, 4096), (4096, 2048), (2048, SLOTS)):
+            weights = tf.constant(rng.normal(0, 1 / np.sqrt(cin), (cin, cout)).astype(np.float32))
+            hidden = hidden @ weights if cout == SLOTS else tf.nn.relu(hidden @ weights)
+        scores = tf.sigmoid(base_logits[None] + 0.1 * tf.tanh(hidden))
         order = tf.argsort(scores, axis=1, direction="DESCENDING")
         scores = tf.gather(scores, order, batch_dims=1)
         all_boxes = tf.gather(tf.tile(tf.constant(boxes)[None], [batch, 1, 1]), order, batch_dims=1)

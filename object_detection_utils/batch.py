@@ -102,12 +102,15 @@ class BatchReport:
 # ---------------------------------------------------------------------------------------------------- inputs
 
 
-def find_pictures(inputs: Sequence[str | Path], recursive: bool = False) -> list[Picture]:
+def find_pictures(
+    inputs: Sequence[str | Path], recursive: bool = False, exclude: Path | None = None
+) -> list[Picture]:
     """The pictures that `inputs` name, sorted within each input.
 
     Each input is a folder (its pictures, with `recursive` its subfolders' too, named relative to it), a
     glob pattern (`**` recurses; named relative to the pattern's fixed leading folder) or one file. Folders
-    and patterns keep only files with a picture suffix; a file named outright is taken as it is.
+    and patterns keep only files with a picture suffix; a file named outright is taken as it is. Pictures
+    inside `exclude` (the output folder, when it lies within an input) are left out.
     """
     pictures: list[Picture] = []
     owners: dict[str, Path] = {}
@@ -133,6 +136,9 @@ def find_pictures(inputs: Sequence[str | Path], recursive: bool = False) -> list
                     f"{picture.name!r}); process them into different output folders")
             owners[picture.name] = picture.source
             pictures.append(picture)
+    if exclude is not None:
+        excluded = Path(exclude).resolve()
+        pictures = [p for p in pictures if not p.source.resolve().is_relative_to(excluded)]
     return pictures
 
 

@@ -86,6 +86,9 @@ def test_finding_pictures_keeps_picture_suffixes_and_mirrors_subfolders(mixed_fo
     globbed = [p.name for p in find_pictures([str(mixed_folder / "**" / "*.png")])]
     assert globbed == ["b.png", "gray.png", "rgba.png", "sub/deeper/000000000139.png", "truncated.png"]
     assert [p.name for p in find_pictures([mixed_folder / "c.bmp"])] == ["c.bmp"]
+    inside = find_pictures([mixed_folder], recursive=True, exclude=mixed_folder / "sub")  # e.g. the output folder
+    assert {p.name for p in inside} == set(GOOD) - {"sub/e.jpg", "sub/deeper/000000000139.png"} | {
+        "broken.jpg", "truncated.png"}
 
 
 def test_a_mixed_folder_gives_exact_outputs_and_reports_the_bad_files(model, mixed_folder, tmp_path):
