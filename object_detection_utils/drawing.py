@@ -68,13 +68,7 @@ def draw_detections(
     thickness = max(1, round(max(height, width) / 400))
 
     if detections.masks is not None:
-        layer = np.zeros_like(canvas)
-        covered = np.zeros((height, width), dtype=bool)
-        for i in np.argsort(-detections.areas, kind="stable"):
-            layer[detections.masks[i]] = colors[i]
-            covered |= detections.masks[i]
-        blended = canvas[covered].astype(np.float32) * (1.0 - alpha) + layer[covered].astype(np.float32) * alpha
-        canvas[covered] = np.round(blended).astype(np.uint8)
+        _blend_masks(canvas, detections, colors, alpha)
         if outlines:
             for i in range(len(detections)):
                 contours, _ = cv2.findContours(
@@ -90,6 +84,27 @@ def draw_detections(
         if labels:
             _draw_label(canvas, label_text(detections.class_names[i], float(detections.scores[i])), (x1, y1), color)
     return canvas
+
+
+def _blend_masks(canvas: np.ndarray, detections: Detections, colors: np.ndarray, alpha: float) -> None:
+    """Blend each mask's colour into `canvas` in place, once per pixel: largest mask first, so that where masks
+    overlap the smallest one shows.
+
+    A pixel becomes round(pixel * (1 - alpha) + colour * alpha) in float32. For one colour that is a table
+    of 256 values per channel, so each mask is an OpenCV look-up and a masked copy inside its own bounding
+    box: the same numbers as blending gathered pixels, several times faster on large pictures.
+    """
+    original = canvas.copy()
+    levels = np.arange(256, dtype=np.float32)[:, None] * np.float32(1.0 - alpha)
+    for i in np.argsort(-detections.areas, kind="stable"):
+        mask = detections.masks[i]
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        if rows.size == 0:
+            continue
+        box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+        table = np.round(levels + colors[i].astype(np.float32) * np.float32(alpha)).astype(np.uint8)
+        blended = cv2.LUT(original[box], table[:, None, :])
+        np.copyto(canvas[box], blended, where=mask[box][:, :, None])
 
 
 def _draw_label(canvas: np.ndarray, text: str, corner: tuple[int, int], color: list[int]) -> None:
