@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import cv2
 import numpy as np
@@ -17,6 +20,7 @@ from .errors import ImageReadError
 IMAGE_SUFFIXES = frozenset(
     ".jpg .jpeg .jpe .png .bmp .dib .gif .tif .tiff .webp .ppm .pgm .pbm .pnm .jp2 .ico .tga".split()
 )
+TEMP_SUFFIX = ".part"  # suffix of the temporary files of atomic writes
 Image.MAX_IMAGE_PIXELS = 30_000 * 30_000  # big scans are fine; decompression bombs beyond this are not
 
 
@@ -72,18 +76,26 @@ def encode_image(image: np.ndarray, suffix: str, jpeg_quality: int = 95) -> byte
     return buffer.tobytes()
 
 
-def write_bytes_atomic(path: str | Path, data: bytes) -> None:
-    """Write `data` to a temporary file beside `path`, then rename it into place."""
+@contextlib.contextmanager
+def atomic_file(path: str | Path, mode: str = "wb") -> Iterator[IO]:
+    """A file open for writing under a temporary name beside `path` (`.<name>.<random>.part`), renamed into
+    place when the block ends without error and removed when it does not: `path` is never half-written."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})) as file:
+            yield file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    """Write `data` to a temporary file beside `path`, then rename it into place."""
+    with atomic_file(path) as file:
+        file.write(data)
 
 
 def write_image(path: str | Path, image: np.ndarray, jpeg_quality: int = 95) -> None:

@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""Segment every picture of a folder (or glob) into an output folder: overlays, mask PNGs, COCO JSON, summary.
+
+    python instance_segmentation_images.py                                  # images/ -> segmented_images/
+    python instance_segmentation_images.py -i photos -r -o out --masks --coco-json out/results.json
+    python instance_segmentation_images.py -i 'shots/**/*.png' --classes person --summary out/summary.csv
+
+A rerun skips the pictures whose outputs are complete (--overwrite redoes them); Ctrl+C stops after the
+pictures in flight are written. Bad files are reported and skipped; the exit code is 1 if any failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+# One BLAS thread per worker, set before numpy loads: the pipeline already works on several pictures at once,
+# and OpenBLAS's own threads spin while they wait, taking the CPU from the model (see docs/BATCH.md).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+from object_detection_utils import cli  # noqa: E402
+from object_detection_utils.batch import BatchOptions, find_pictures, run_batch, stop_on_interrupt  # noqa: E402
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-i", "--input", action="append", default=None,
+                        help="a folder, a glob pattern (quote it; ** recurses) or a picture; repeatable "
+                             "(default: images/)")
+    parser.add_argument("-o", "--output", type=Path, default=Path("segmented_images"),
+                        help="output folder; subfolders mirror the input's (default: %(default)s)")
+    parser.add_argument("-r", "--recursive", action="store_true", help="also process the folders' subfolders")
+    outputs = parser.add_argument_group("outputs")
+    outputs.add_argument("--no-overlay", action="store_true", help="do not write the drawn pictures")
+    outputs.add_argument("--masks", action="store_true",
+                         help="write one PNG per instance into <output>/<picture>.masks/")
+    outputs.add_argument("--coco-json", type=Path, default=None,
+                         help="write the run's detections as one COCO JSON (boxes, RLE masks, scores)")
+    outputs.add_argument("--summary", type=Path, default=None,
+                         help="write one line per picture: a .csv, or JSON lines for any other suffix")
+    outputs.add_argument("--overwrite", action="store_true", help="redo pictures whose outputs are complete")
+    outputs.add_argument("--jpeg-quality", type=int, default=95, help="quality of JPEG overlays (default: 95)")
+    tuning = parser.add_argument_group("pipeline")
+    tuning.add_argument("--readers", type=int, default=2, help="picture-decoding threads (default: 2)")
+    tuning.add_argument("--writers", type=int, default=2, help="drawing/encoding/writing threads (default: 2)")
+    tuning.add_argument("--prefetch", type=int, default=4, help="decoded pictures waiting for the model (default: 4)")
+    tuning.add_argument("--no-progress", action="store_true", help="no progress bar")
+    cli.add_model_arguments(parser)
+    args = cli.parse_args(parser, argv)
+    if args.no_overlay and not (args.masks or args.coco_json or args.summary):
+        parser.error("--no-overlay leaves nothing to write: add --masks, --coco-json or --summary")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    pictures = find_pictures(args.input or ["images"], recursive=args.recursive, exclude=args.output)
+    if not pictures:
+        print(f"no pictures found in {', '.join(args.input or ['images'])}", file=sys.stderr)
+        return 1
+    model = cli.load_model_from_args(args)
+    options = BatchOptions(
+        output_dir=args.output,
+        overlay=not args.no_overlay,
+        masks=args.masks,
+        coco_json=args.coco_json,
+        summary=args.summary,
+        class_ids=None if args.class_ids is None else tuple(args.class_ids),
+        min_score=args.min_score,
+        mask_threshold=args.mask_threshold,
+        overwrite=args.overwrite,
+        jpeg_quality=args.jpeg_quality,
+    )
+    with stop_on_interrupt() as stop:
+        report = run_batch(model, pictures, options, readers=args.readers, writers=args.writers,
+                           prefetch=args.prefetch, progress=not args.no_progress, stop=stop)
+    print(f"{report.summary_line()} with {model.name}; outputs in {args.output}", file=sys.stderr)
+    for name, reason in report.failures:
+        print(f"  failed: {reason}", file=sys.stderr)
+    if report.interrupted:
+        return 130
+    return 1 if report.failed else 0
+
+
+def run() -> None:
+    sys.exit(cli.run_main(main))
+
+
+if __name__ == "__main__":
+    run()
