@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
 
     runs: list[EvaluationRun] = []
     if args.results is not None:
-        entries = load_results(args.results)
+        entries = load_results(args.results, ground_truth)
         check_results(entries, ground_truth, source=str(args.results))
         wanted = set(image_ids)
         entries = [entry for entry in entries if entry["image_id"] in wanted]

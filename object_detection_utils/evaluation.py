@@ -40,16 +40,19 @@ def _quietly(function, *args):
         return function(*args)
 
 
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise EvaluationError(f"{path}: no such {what} file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise EvaluationError(f"{path}: not a readable JSON file ({error})") from None
+
+
 def load_ground_truth(path: str | Path) -> COCO:
     """A pycocotools `COCO` of an annotations JSON; the `info`/`licenses` keys some files lack are added in memory."""
     path = Path(path)
-    try:
-        dataset = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise EvaluationError(f"{path}: no such annotations file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise EvaluationError(f"{path}: not a readable JSON file ({error})") from None
-    return ground_truth_from_dict(dataset, source=str(path))
+    return ground_truth_from_dict(_read_json(path, "annotations"), source=str(path))
 
 
 def ground_truth_from_dict(dataset: dict[str, Any], source: str = "annotations") -> COCO:
@@ -69,23 +72,41 @@ def ground_truth_from_dict(dataset: dict[str, Any], source: str = "annotations")
     return coco
 
 
-def load_results(path: str | Path) -> list[dict[str, Any]]:
-    """COCO result entries from a JSON list, as the batch script writes them."""
+def load_results(path: str | Path, ground_truth: COCO | None = None) -> list[dict[str, Any]]:
+    """COCO result entries from a JSON file: a plain list of results, or the batch script's COCO file.
+
+    The batch script's file is a dataset (`images` with `file_name`, `annotations` holding the results). Its
+    image ids are renumbered to the ground truth's by file name, when `ground_truth` is given.
+    """
     path = Path(path)
-    try:
-        entries = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise EvaluationError(f"{path}: no such results file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise EvaluationError(f"{path}: not a readable JSON file ({error})") from None
-    if not isinstance(entries, list):
-        raise EvaluationError(f"{path}: not COCO results (expected a list of detections)")
+    data = _read_json(path, "results")
+    if isinstance(data, dict) and isinstance(data.get("annotations"), list):
+        entries = data["annotations"]
+        if ground_truth is not None and isinstance(data.get("images"), list):
+            entries = _renumber_by_file_name(entries, data["images"], ground_truth)
+    elif isinstance(data, list):
+        entries = data
+    else:
+        raise EvaluationError(f"{path}: not COCO results (expected a list of detections or a COCO results file)")
     for number, entry in enumerate(entries):
         if not isinstance(entry, dict) or not {"image_id", "category_id", "bbox", "score"} <= entry.keys():
             raise EvaluationError(
                 f"{path}: entry {number} is not a COCO result (needs image_id, category_id, bbox, score)"
             )
     return entries
+
+
+def _renumber_by_file_name(
+    entries: list[dict[str, Any]], images: list[dict[str, Any]], ground_truth: COCO
+) -> list[dict[str, Any]]:
+    """Results with the ground truth's image ids, matched on the pictures' file names (base names)."""
+    truth_ids = {Path(image["file_name"]).name: image["id"] for image in ground_truth.dataset["images"]}
+    id_map = {
+        image["id"]: truth_ids[Path(image["file_name"]).name]
+        for image in images
+        if "file_name" in image and Path(image["file_name"]).name in truth_ids
+    }
+    return [{**entry, "image_id": id_map.get(entry.get("image_id"), entry.get("image_id"))} for entry in entries]
 
 
 def check_results(entries: list[dict[str, Any]], ground_truth: COCO, source: str = "results") -> None:

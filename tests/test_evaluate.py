@@ -299,3 +299,20 @@ def test_malformed_results_give_one_line(dataset, tmp_path, capsys):
                                     "--report", str(tmp_path / "r.json")]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {results}: malformed COCO results") and err.count("\n") == 1
+
+
+def test_batch_scripts_coco_file_evaluates_directly(tiny_frozen_dir, dataset, tmp_path):
+    """The hand-off users make: instance_segmentation_images.py --coco-json, then evaluate --results."""
+    import instance_segmentation_images
+
+    annotations, images = dataset
+    output = tmp_path / "out"
+    assert instance_segmentation_images.main(
+        ["-i", str(images), "-o", str(output), "--coco-json", str(output / "results.json"), "--min-score", "0",
+         "--model", str(tiny_frozen_dir), "--no-progress"]) == 0
+    batch_ids = {image["id"] for image in json.loads((output / "results.json").read_text())["images"]}
+    assert batch_ids != {IMAGE_ID}  # "gray.png" has no COCO number: the batch numbers it itself
+    assert evaluate.main(["--annotations", str(annotations), "--results", str(output / "results.json"),
+                          "--report", str(tmp_path / "r.json")]) == 0
+    (run,) = read_report(tmp_path / "r.json").runs
+    assert run.ap("segm") == pytest.approx(1.0) and run.ap("bbox") == pytest.approx(1.0)
