@@ -12,16 +12,11 @@ pictures in flight are written. Bad files are reported and skipped; the exit cod
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-# One BLAS thread per worker, set before numpy loads: the pipeline already works on several pictures at once,
-# and OpenBLAS's own threads spin while they wait, taking the CPU from the model (see docs/BATCH.md).
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
-from object_detection_utils import cli  # noqa: E402
-from object_detection_utils.batch import BatchOptions, find_pictures, run_batch, stop_on_interrupt  # noqa: E402
+from object_detection_utils import cli
+from object_detection_utils.batch import BatchOptions, find_pictures, run_batch, stop_on_interrupt
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -129,7 +129,7 @@ def spawn(variant: str, model_path: Path, folder: Path, limit: int | None) -> di
     command = [sys.executable, __file__, "--variant", variant, "--model", str(model_path),
                "--pictures", str(folder)] + (["--limit", str(limit)] if limit else [])
     # One BLAS thread, as instance_segmentation_images.py sets, for every variant alike.
-    env = {"OPENBLAS_NUM_THREADS": "1", **os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise SystemExit(f"{variant} failed:\n{done.stderr[-3000:]}")
