@@ -76,19 +76,33 @@ def encode_image(image: np.ndarray, suffix: str, jpeg_quality: int = 95) -> byte
     return buffer.tobytes()
 
 
+def temp_path_beside(path: Path, keep_suffix: bool = False) -> Path:
+    """A new empty file beside `path` named `.<name>.<random>.part` (or `.<stem>.<random>.part<suffix>` with
+    `keep_suffix`, for writers that pick the format from the suffix), with ordinary file permissions."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if keep_suffix:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f"{TEMP_SUFFIX}{path.suffix}", dir=path.parent)
+    else:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; the finished file gets ordinary permissions
+    return Path(tmp)
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | Path, mode: str = "wb") -> Iterator[IO]:
-    """A file open for writing under a temporary name beside `path` (`.<name>.<random>.part`), renamed into
-    place when the block ends without error and removed when it does not: `path` is never half-written."""
+    """A file open for writing under a temporary name beside `path`, renamed into place when the block ends
+    without error and removed when it does not: `path` is never half-written."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    tmp = temp_path_beside(path)
     try:
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})) as file:
+        with tmp.open(mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})) as file:
             yield file
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +24,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .errors import InstanceSegmentationError  # noqa: E402
+from .image_io import temp_path_beside  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -323,17 +323,6 @@ class LatestFrameReader:
         self.stop()
 
 
-def _temp_path_beside(path: Path) -> Path:
-    """A new empty temporary file beside `path` that keeps its suffix (OpenCV picks the container from it)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; the finished video gets ordinary permissions
-    return Path(tmp)
-
-
 class VideoSink:
     """Writes RGB frames to a video file at a frame rate; the file appears under its name only on `close`.
 
@@ -368,7 +357,7 @@ class VideoSink:
         self.frames_written += repeat
 
     def _open(self, width: int, height: int) -> None:
-        self._tmp = _temp_path_beside(self.path)
+        self._tmp = temp_path_beside(self.path, keep_suffix=True)
         writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (width, height))
         if not writer.isOpened():
             self._tmp.unlink(missing_ok=True)
@@ -402,7 +391,7 @@ class JsonLinesSink:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._tmp = _temp_path_beside(self.path)
+        self._tmp = temp_path_beside(self.path, keep_suffix=True)
         self._file = self._tmp.open("w", encoding="utf-8")
         self.lines_written = 0
 

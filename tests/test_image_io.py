@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -111,3 +113,12 @@ def test_jpeg_output_is_a_real_jpeg(tmp_path):
     write_image(tmp_path / "x.jpg", _gradient())
     assert (tmp_path / "x.jpg").read_bytes()[:2] == b"\xff\xd8"
     assert np.abs(read_image(tmp_path / "x.jpg").astype(int) - _gradient()).mean() < 3
+
+
+def test_written_files_get_ordinary_permissions_not_private_ones(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        write_image(tmp_path / "shared.png", _gradient())
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "shared.png").stat().st_mode) == 0o644
