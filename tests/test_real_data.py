@@ -44,7 +44,10 @@ def _real_models():
 
 @pytest.mark.parametrize("model_dir", _real_models() or [None], ids=lambda p: getattr(p, "name", "none"))
 def test_real_trained_model(model_dir, shared_data):
-    """A real model's README lists what it finds as lines `expect: <picture path under shared/data> <class> ...`."""
+    """A real model's README lists what it finds as lines `expect: <picture> <class> ...`.
+
+    The picture path is relative to the model's folder, or else to ../shared/data.
+    """
     if model_dir is None:
         pytest.skip(f"no real trained model under {SHARED_MODELS} yet (the training issue will put one there)")
     expectations = re.findall(r"^expect:\s*(\S+)\s+(.+)$", (model_dir / "README.md").read_text(), re.MULTILINE)
@@ -52,7 +55,7 @@ def test_real_trained_model(model_dir, shared_data):
         pytest.skip(f"{model_dir}/README.md has no 'expect: <picture> <class> ...' lines to check")
     model = load_model(model_dir)
     for picture, classes in expectations:
-        image = read_image(shared_data / picture)
+        image = read_image(model_dir / picture if (model_dir / picture).is_file() else shared_data / picture)
         detections = run_inference_for_single_image(model, image)
         assert detections.masks is None or detections.masks.shape[1:] == image.shape[:2]
         found = set(detections.class_names)
