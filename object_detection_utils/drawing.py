@@ -109,7 +109,7 @@ def _mask_bounds(mask: np.ndarray) -> tuple[int, int, int, int] | None:
 def _draw_label(canvas: np.ndarray, text: str, corner: tuple[int, int], color: list[int]) -> None:
     """A filled caption box just above `corner` (inside the picture), text in black or white for contrast."""
     height, width = canvas.shape[:2]
-    scale = max(0.4, min(height, width) / 1000)
+    scale = max(0.5, min(height, width) / 1000)
     weight = max(1, round(scale * 1.5))
     (text_w, text_h), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, weight)
     x = min(max(corner[0], 0), max(width - text_w - 2, 0))
@@ -156,7 +156,7 @@ def display_instances(image: np.ndarray, detections: Detections, title: str = ""
 
 
 def draw_caption(image: np.ndarray, text: str, corner: tuple[int, int] = (0, 0), color=(0, 0, 0)) -> np.ndarray:
-    """A copy of `image` with `text` in a filled box at `corner` (x, y), e.g. a video's fps line at top left."""
+    """A copy of `image` with `text` in a filled box just above `corner` (x, y), e.g. a video's fps line."""
     canvas = np.ascontiguousarray(image, dtype=np.uint8).copy()
     _draw_label(canvas, text, corner, list(color))
     return canvas

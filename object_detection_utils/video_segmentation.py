@@ -104,7 +104,8 @@ def segment_frames(
             fps = 1.0 / interval if last_started is None else (1 - FPS_SMOOTHING) * fps + FPS_SMOOTHING / interval
         last_started = started
         picture = draw_detections(frame.image, detections, color_by="class")
-        picture = draw_caption(picture, f"{fps:.1f} fps  inference {1000 * inference:.0f} ms")
+        # bottom left: boxes touching the top edge put their labels at the top
+        picture = draw_caption(picture, f"{fps:.1f} fps  inference {1000 * inference:.0f} ms", (0, picture.shape[0]))
         yield SegmentedFrame(frame, detections, picture, started, inference, fps)
 
 
