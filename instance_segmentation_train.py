@@ -118,7 +118,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"exported {checkpoint} to {args.output}")
         return 0
 
-    from object_detection_utils.training.export import LABEL_MAP_FILE
     from object_detection_utils.training.pipeline import options_for, run_training, split_dataset
 
     validation = None
@@ -129,8 +128,6 @@ def main(argv: list[str] | None = None) -> int:
         split.train, backbone=args.backbone, input_size=args.input_size, batch_size=args.batch_size, steps=args.steps,
         learning_rate=args.learning_rate, warmup_steps=args.warmup_steps, heads=args.heads,
         augment=not args.no_augment, checkpoint_every=args.checkpoint_every)
-    args.model_dir.mkdir(parents=True, exist_ok=True)
-    (args.model_dir / LABEL_MAP_FILE).write_text(label_map.to_pbtxt(), encoding="utf-8")
     summary = run_training(split, options, label_map, args.model_dir, args.export or args.model_dir / "export")
     print(json.dumps(summary))
     return 0

@@ -163,17 +163,30 @@ def test_training_runs_real_steps_and_checkpoints(trained):
     assert np.isfinite(result.final_losses["total_loss"]) and result.final_losses["mask_loss"] > 0
 
 
-def test_training_resumes_from_its_checkpoint(trained):
-    from object_detection_utils.training.train import train
+def test_interrupted_training_saves_and_resumes(trained, monkeypatch):
+    import object_detection_utils.training.train as train_module
 
-    options = TrainOptions(**{**trained["options"].__dict__, "steps": 3})
-    result = train(options, trained["root"] / "train.tfrecord", trained["root"] / "run", progress=False)
-    assert (result.first_step, result.last_step) == (2, 3)
-    assert result.checkpoint.endswith("ckpt-3")
+    class InterruptAfterStep3(train_module.tqdm):
+        def update(self, n=1):
+            super().update(n)
+            if self.n == 3:
+                raise KeyboardInterrupt
+
+    options = TrainOptions(**{**trained["options"].__dict__, "steps": 4, "checkpoint_every": 100})
+    run = trained["root"] / "run"
+    with monkeypatch.context() as patch:
+        patch.setattr(train_module, "tqdm", InterruptAfterStep3)
+        with pytest.raises(KeyboardInterrupt):
+            train_module.train(options, trained["root"] / "train.tfrecord", run, progress=False)
+    assert train_module.latest_checkpoint(run).endswith("ckpt-3")  # saved on the interrupt, not by schedule
+
+    result = train_module.train(options, trained["root"] / "train.tfrecord", run, progress=False)
+    assert (result.first_step, result.last_step) == (3, 4)
+    assert result.checkpoint.endswith("ckpt-4")
 
     other = TrainOptions(**{**options.__dict__, "backbone": "resnet18"})
     with pytest.raises(InstanceSegmentationError, match="different model"):
-        train(other, trained["root"] / "train.tfrecord", trained["root"] / "run", progress=False)
+        train_module.train(other, trained["root"] / "train.tfrecord", run, progress=False)
 
 
 def test_export_has_the_tf2_zoo_signature(trained):
@@ -243,3 +256,8 @@ def test_script_uses_the_export_and_reports_bad_data_in_one_line(trained, tmp_pa
         capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "bad.json: cannot read COCO annotations" in done.stderr
+
+    done = subprocess.run(
+        [sys.executable, str(REPO / "instance_segmentation_train.py"), "export", "--model-dir", str(tmp_path),
+         "--output", str(tmp_path / "export")], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 2 and done.stderr.strip() == f"error: {tmp_path}: no checkpoint to export"

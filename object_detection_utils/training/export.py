@@ -15,6 +15,7 @@ The folder holds `saved_model/`, `label_map.pbtxt` and the training options, lik
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 from pathlib import Path
@@ -71,6 +72,9 @@ def export_saved_model(
         status.expect_partial()
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+    tf_log = logging.getLogger("tensorflow")
+    level = tf_log.level
+    tf_log.setLevel(logging.ERROR)  # Keras warns about every training-only layer it does not serialise
     try:
         tf.saved_model.save(module, str(staging / "saved_model"), signatures={"serving_default": module.detect})
         if checkpoint is not None:
@@ -88,6 +92,7 @@ def export_saved_model(
     except AssertionError as error:
         raise InstanceSegmentationError(f"{checkpoint}: checkpoint does not fit the model ({error})") from None
     finally:
+        tf_log.setLevel(level)
         shutil.rmtree(staging, ignore_errors=True)
     return output
 

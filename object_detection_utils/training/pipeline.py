@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ..image_io import write_bytes_atomic
 from ..label_map import LabelMap
 from .config import TrainOptions
 from .tfrecords import CocoDataset, DatasetError, write_tfrecord
@@ -56,10 +57,12 @@ def run_training(split: Split, options: TrainOptions, label_map: LabelMap, model
     """
     from ..model import load_model
     from .evaluate import coco_ap
-    from .export import export_saved_model
+    from .export import LABEL_MAP_FILE, export_saved_model
     from .train import latest_checkpoint, train
 
     model_dir = Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(model_dir / LABEL_MAP_FILE, label_map.to_pbtxt().encode("utf-8"))  # for `export` later
     records = model_dir / "data" / "train.tfrecord"
     write_tfrecord(split.train, records, split.train_ids, progress=progress)
     result = train(options, records, model_dir, progress=progress)
