@@ -33,7 +33,9 @@ def zoo_signature_module(options: TrainOptions):
     from official.vision.serving.detection import DetectionModule
 
     class ZooSignatureModule(DetectionModule):
-        @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3], tf.uint8, name="input_tensor")])
+        # No Python control flow here, so AutoGraph (which cannot convert this nested class) is not needed.
+        @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3], tf.uint8, name="input_tensor")],
+                     autograph=False)
         def detect(self, input_tensor):
             raw = self.serve(input_tensor)
             # image_info rows: original (h, w), resized (h, w), scale (y, x), crop offset (y, x).
