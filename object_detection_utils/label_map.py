@@ -61,6 +61,10 @@ class LabelMap(Mapping[int, str]):
                 raise LabelMapError(f"unknown class {text!r}; known classes: {', '.join(self._names.values())}")
         return ids
 
+    def to_pbtxt(self) -> str:
+        """The map as `.pbtxt` text (`item { id: 1 name: "..." }`), which `from_pbtxt` reads back."""
+        return "".join(f'item {{\n  id: {i}\n  name: "{name}"\n}}\n' for i, name in self._names.items())
+
     @classmethod
     def coco(cls) -> LabelMap:
         return cls(COCO_LABELS)

@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""Train a Mask R-CNN (TensorFlow Model Garden) on your own COCO-annotated pictures, and export it so that
+`--model PATH` of every script here runs it. Needs the train extra: pip install -e ".[train]".
+
+    python instance_segmentation_train.py shapes data/shapes-train --count 600
+    python instance_segmentation_train.py train --annotations data/shapes-train/annotations.json \\
+        --images data/shapes-train/images --model-dir runs/shapes --export models/shapes
+    python instance_segmentation.py --model models/shapes -i data/shapes-train/images/shapes_0_00000.png
+    python instance_segmentation_train.py random-model models/random_r50_640 --input-size 640
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from object_detection_utils import cli
+from object_detection_utils.errors import InstanceSegmentationError
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    shapes = commands.add_parser("shapes", help="generate a synthetic circles/squares/triangles dataset")
+    shapes.add_argument("output", type=Path, help="folder for images/ and annotations.json")
+    shapes.add_argument("--count", type=int, default=500, help="number of pictures (default: %(default)s)")
+    shapes.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    shapes.add_argument("--size", type=int, default=128, help="picture side in pixels (default: %(default)s)")
+    shapes.add_argument("--max-shapes", type=int, default=4, help="most shapes per picture (default: %(default)s)")
+
+    train = commands.add_parser("train", help="train (or resume), export, and measure mask AP on validation pictures")
+    train.add_argument("--annotations", type=Path, required=True, help="COCO instances .json of the training pictures")
+    train.add_argument("--images", type=Path, required=True, help="folder the annotations' file names are in")
+    train.add_argument("--val-annotations", type=Path, help="COCO .json of separate validation pictures")
+    train.add_argument("--val-images", type=Path, help="their folder (default: --images)")
+    train.add_argument("--val-fraction", type=float, default=0.1,
+                       help="without --val-annotations, hold out this share of the pictures (default: %(default)s)")
+    train.add_argument("--model-dir", type=Path, required=True,
+                       help="checkpoints go here; an interrupted run resumes from them")
+    train.add_argument("--export", type=Path, default=None, help="exported model folder (default: MODEL_DIR/export)")
+    train.add_argument("--backbone", default="resnet18", help="resnet10/18/26/34/50/101 (default: %(default)s)")
+    train.add_argument("--input-size", type=int, default=128,
+                       help="pictures are resized to fit this square, a multiple of 64 (default: %(default)s)")
+    train.add_argument("--steps", type=int, default=1000, help="total training steps (default: %(default)s)")
+    train.add_argument("--batch-size", type=int, default=8, help="pictures per step (default: %(default)s)")
+    train.add_argument("--learning-rate", type=float, default=0.02, help="peak SGD learning rate (default: %(default)s)")
+    train.add_argument("--warmup-steps", type=int, default=100, help="linear warm-up steps (default: %(default)s)")
+    train.add_argument("--heads", choices=("light", "zoo"), default="light",
+                       help="head sizes: 'light' for a CPU, 'zoo' as Model Garden's COCO model (default: %(default)s)")
+    train.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints (default: %(default)s)")
+    train.add_argument("--no-augment", action="store_true", help="no random flips and scaling")
+
+    export = commands.add_parser("export", help="export the latest checkpoint of a training folder")
+    export.add_argument("--model-dir", type=Path, required=True)
+    export.add_argument("--output", type=Path, required=True, help="exported model folder")
+
+    evaluate = commands.add_parser("evaluate", help="mask and box AP of a model on COCO-annotated pictures")
+    evaluate.add_argument("--model", type=Path, required=True, help="model folder")
+    evaluate.add_argument("--annotations", type=Path, required=True)
+    evaluate.add_argument("--images", type=Path, required=True)
+
+    random_model = commands.add_parser("random-model", help="a random-weights zoo-scale Mask R-CNN for benchmarks")
+    random_model.add_argument("output", type=Path, help="exported model folder")
+    random_model.add_argument("--backbone", default="resnet50", help="default: %(default)s")
+    random_model.add_argument("--input-size", type=int, default=640, help="640 or 1024 like the zoo (default: %(default)s)")
+    return parser.parse_args(argv)
+
+
+def require_model_garden() -> None:
+    try:
+        import official.vision  # noqa: F401
+    except ImportError:
+        raise InstanceSegmentationError(
+            "training needs TensorFlow Model Garden: pip install -e \".[train]\" (tf-models-official)") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.command == "shapes":
+        from object_detection_utils.training.shapes import write_shapes_dataset
+
+        path = write_shapes_dataset(args.output, args.count, args.seed, (args.size, args.size), args.max_shapes)
+        print(f"{args.count} pictures in {args.output / 'images'}; annotations {path}")
+        return 0
+
+    from object_detection_utils.training.tfrecords import CocoDataset
+
+    if args.command == "evaluate":
+        from object_detection_utils import load_model
+        from object_detection_utils.training.evaluate import coco_ap
+
+        scores = coco_ap(load_model(args.model), CocoDataset(args.annotations, args.images))
+        print(json.dumps({k: round(v, 4) for k, v in scores.items()}))
+        return 0
+
+    require_model_garden()
+    if args.command == "random-model":
+        from object_detection_utils.training.export import export_random_model
+
+        export_random_model(args.output, args.backbone, args.input_size)
+        print(f"random-weights {args.backbone} Mask R-CNN at {args.input_size}px exported to {args.output}")
+        return 0
+    if args.command == "export":
+        from object_detection_utils.label_map import LabelMap
+        from object_detection_utils.training.config import TrainOptions
+        from object_detection_utils.training.export import LABEL_MAP_FILE, export_saved_model
+        from object_detection_utils.training.train import latest_checkpoint
+
+        checkpoint = latest_checkpoint(args.model_dir)
+        if checkpoint is None:
+            raise InstanceSegmentationError(f"{args.model_dir}: no checkpoint to export")
+        options = TrainOptions.load(args.model_dir)
+        label_map = LabelMap.from_pbtxt(args.model_dir / LABEL_MAP_FILE)
+        export_saved_model(options, label_map, args.output, checkpoint)
+        print(f"exported {checkpoint} to {args.output}")
+        return 0
+
+    from object_detection_utils.training.pipeline import options_for, run_training, split_dataset
+
+    validation = None
+    if args.val_annotations is not None:
+        validation = CocoDataset(args.val_annotations, args.val_images or args.images)
+    split = split_dataset(CocoDataset(args.annotations, args.images), validation, args.val_fraction)
+    options, label_map = options_for(
+        split.train, backbone=args.backbone, input_size=args.input_size, batch_size=args.batch_size, steps=args.steps,
+        learning_rate=args.learning_rate, warmup_steps=args.warmup_steps, heads=args.heads,
+        augment=not args.no_augment, checkpoint_every=args.checkpoint_every)
+    summary = run_training(split, options, label_map, args.model_dir, args.export or args.model_dir / "export")
+    print(json.dumps(summary))
+    return 0
+
+
+def run() -> None:
+    sys.exit(cli.run_main(main))
+
+
+if __name__ == "__main__":
+    run()

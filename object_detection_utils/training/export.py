@@ -1,0 +1,105 @@
+"""Export a Model Garden Mask R-CNN as a SavedModel with the TF2 detection zoo's signature.
+
+Model Garden's own export returns boxes in pixels of the resized, padded frame plus an `image_info` tensor.
+Here the conversion happens inside the signature, so every consumer sees the zoo format:
+
+    serving_default(input_tensor: uint8 [1, H, W, 3]) ->
+        detection_boxes   float32 [1, N, 4]  [ymin, xmin, ymax, xmax] normalised to the input picture
+        detection_classes float32 [1, N]     1-based label-map ids
+        detection_scores  float32 [1, N]
+        detection_masks   float32 [1, N, 28, 28]  box-relative soft masks
+        num_detections    float32 [1]
+
+The folder holds `saved_model/`, `label_map.pbtxt` and the training options, like a TF2 zoo download.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+from ..errors import InstanceSegmentationError
+from ..label_map import LabelMap
+from .config import OPTIONS_FILE, TrainOptions, experiment_config
+
+LABEL_MAP_FILE = "label_map.pbtxt"
+
+
+def zoo_signature_module(options: TrainOptions):
+    """A tf.Module holding a freshly built (random-weights) model and the zoo-format `detect` function."""
+    import tensorflow as tf
+    from official.vision.serving.detection import DetectionModule
+
+    class ZooSignatureModule(DetectionModule):
+        # No Python control flow here, so AutoGraph (which cannot convert this nested class) is not needed.
+        @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3], tf.uint8, name="input_tensor")],
+                     autograph=False)
+        def detect(self, input_tensor):
+            raw = self.serve(input_tensor)
+            # image_info rows: original (h, w), resized (h, w), scale (y, x), crop offset (y, x).
+            info = raw["image_info"]
+            scale = tf.tile(info[:, 2:3, :], [1, 1, 2])
+            offset = tf.tile(info[:, 3:4, :], [1, 1, 2])
+            original = tf.tile(info[:, 0:1, :], [1, 1, 2])
+            boxes = (raw["detection_boxes"] + offset) / scale / original
+            return {
+                "detection_boxes": tf.clip_by_value(boxes, 0.0, 1.0),
+                "detection_classes": tf.cast(raw["detection_classes"], tf.float32),
+                "detection_scores": raw["detection_scores"],
+                "detection_masks": raw["detection_masks"],
+                "num_detections": tf.cast(raw["num_detections"], tf.float32),
+            }
+
+    config = experiment_config(options)
+    size = [options.input_size, options.input_size]
+    return ZooSignatureModule(params=config, batch_size=1, input_image_size=size)
+
+
+def export_saved_model(
+    options: TrainOptions, label_map: LabelMap, output: str | Path, checkpoint: str | None = None
+) -> Path:
+    """Export the model of `options` with weights from `checkpoint` (None: random weights) to `output`.
+
+    The folder is assembled under a temporary name beside `output` and renamed into place, replacing an
+    earlier export only once the new one is complete.
+    """
+    import tensorflow as tf
+
+    output = Path(output)
+    module = zoo_signature_module(options)
+    if checkpoint is not None:
+        status = tf.train.Checkpoint(model=module.model).read(checkpoint)
+        status.expect_partial()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+    tf_log = logging.getLogger("tensorflow")
+    level = tf_log.level
+    tf_log.setLevel(logging.ERROR)  # Keras warns about every training-only layer it does not serialise
+    try:
+        tf.saved_model.save(module, str(staging / "saved_model"), signatures={"serving_default": module.detect})
+        if checkpoint is not None:
+            status.assert_existing_objects_matched()
+        (staging / LABEL_MAP_FILE).write_text(label_map.to_pbtxt(), encoding="utf-8")
+        (staging / OPTIONS_FILE).write_text(options.to_json(), encoding="utf-8")
+        if output.exists():
+            previous = output.with_name(f".{output.name}.old")
+            shutil.rmtree(previous, ignore_errors=True)
+            output.rename(previous)
+            staging.rename(output)
+            shutil.rmtree(previous, ignore_errors=True)
+        else:
+            staging.rename(output)
+    except AssertionError as error:
+        raise InstanceSegmentationError(f"{checkpoint}: checkpoint does not fit the model ({error})") from None
+    finally:
+        tf_log.setLevel(level)
+        shutil.rmtree(staging, ignore_errors=True)
+    return output
+
+
+def export_random_model(output: str | Path, backbone: str = "resnet50", input_size: int = 640) -> Path:
+    """A random-weights Mask R-CNN at detection-zoo scale (COCO's 90 classes, zoo head sizes): zoo compute, no download."""
+    options = TrainOptions(num_classes=91, backbone=backbone, input_size=input_size, heads="zoo")
+    return export_saved_model(options, LabelMap.coco(), output)

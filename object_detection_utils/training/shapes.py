@@ -1,0 +1,137 @@
+"""A synthetic instance-segmentation dataset in the manner of matterport's "shapes" sample.
+
+Each picture has a random plain background and a few circles, squares and triangles of random colours and
+sizes, some overlapping. Annotations are exact: every painted pixel of a shape belongs to its instance mask,
+and a shape that a later one would hide too much is placed elsewhere (or left out) so no instance is a sliver.
+Everything follows from the seed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from ..coco_results import encode_mask
+from ..image_io import write_bytes_atomic, write_image
+from ..masks import masks_to_boxes
+
+SHAPE_CLASSES: dict[int, str] = {1: "circle", 2: "square", 3: "triangle"}
+MIN_VISIBLE_FRACTION = 0.6  # an instance keeps at least this much of its own area visible
+MIN_COLOR_DISTANCE = 80.0  # shapes stand out from the background by at least this (RGB Euclidean)
+PLACEMENT_TRIES = 10
+
+
+@dataclass(frozen=True)
+class ShapesPicture:
+    """One generated picture and its instances, in drawing order (later shapes lie on top)."""
+
+    image: np.ndarray  # (H, W, 3) uint8 RGB
+    masks: np.ndarray  # (N, H, W) bool, visible parts only
+    class_ids: np.ndarray  # (N,) int32, keys of SHAPE_CLASSES
+
+
+def _shape_mask(kind: str, centre: tuple[int, int], radius: int, angle: float, size: tuple[int, int]) -> np.ndarray:
+    canvas = np.zeros(size, np.uint8)
+    x, y = centre
+    if kind == "circle":
+        cv2.circle(canvas, (x, y), radius, 1, thickness=-1)
+    else:
+        corners = 4 if kind == "square" else 3
+        angles = angle + np.arange(corners) * 2 * np.pi / corners
+        points = np.stack([x + radius * np.cos(angles), y + radius * np.sin(angles)], axis=1)
+        cv2.fillPoly(canvas, [np.round(points).astype(np.int32)], 1)
+    return canvas.astype(bool)
+
+
+def _distinct_color(rng: np.random.Generator, avoid: np.ndarray) -> np.ndarray:
+    for _ in range(100):
+        color = rng.integers(0, 256, 3)
+        if np.linalg.norm(color - avoid.astype(np.float64)) >= MIN_COLOR_DISTANCE:
+            return color.astype(np.uint8)
+    return (255 - avoid).astype(np.uint8)
+
+
+def random_shapes_picture(
+    rng: np.random.Generator, size: tuple[int, int] = (128, 128), max_shapes: int = 4
+) -> ShapesPicture:
+    """One picture of `size` = (height, width) with 1..`max_shapes` shapes."""
+    height, width = size
+    background = rng.integers(0, 256, 3).astype(np.uint8)
+    image = np.empty((height, width, 3), np.uint8)
+    image[:] = background
+    masks: list[np.ndarray] = []
+    class_ids: list[int] = []
+    short_side = min(height, width)
+    for _ in range(int(rng.integers(1, max_shapes + 1))):
+        class_id = int(rng.integers(1, len(SHAPE_CLASSES) + 1))
+        for _ in range(PLACEMENT_TRIES):
+            radius = int(rng.integers(max(4, short_side // 12), max(5, short_side // 4)))
+            centre = (int(rng.integers(radius // 2, width - radius // 2)), int(rng.integers(radius // 2, height - radius // 2)))
+            mask = _shape_mask(SHAPE_CLASSES[class_id], centre, radius, float(rng.uniform(0, 2 * np.pi)), size)
+            area = mask.sum()
+            if area < 16:
+                continue
+            # The new shape must keep most of each earlier instance visible.
+            if all((m & ~mask).sum() >= MIN_VISIBLE_FRACTION * m.sum() for m in masks):
+                break
+        else:
+            continue
+        masks = [m & ~mask for m in masks]
+        masks.append(mask)
+        class_ids.append(class_id)
+        image[mask] = _distinct_color(rng, background)
+    stacked = np.stack(masks) if masks else np.zeros((0, height, width), bool)
+    return ShapesPicture(image=image, masks=stacked, class_ids=np.array(class_ids, np.int32))
+
+
+def coco_annotations(
+    pictures: list[tuple[str, ShapesPicture]], categories: dict[int, str] = SHAPE_CLASSES
+) -> dict:
+    """A COCO instances document for (file name, picture) pairs; masks as RLE, boxes [x, y, w, h]."""
+    images, annotations = [], []
+    for image_id, (file_name, picture) in enumerate(pictures, start=1):
+        height, width = picture.image.shape[:2]
+        images.append({"id": image_id, "file_name": file_name, "height": height, "width": width})
+        for mask, class_id, box in zip(picture.masks, picture.class_ids, masks_to_boxes(picture.masks)):
+            x1, y1, x2, y2 = (float(v) for v in box)
+            annotations.append({
+                "id": len(annotations) + 1,
+                "image_id": image_id,
+                "category_id": int(class_id),
+                "segmentation": encode_mask(mask),
+                "area": float(mask.sum()),
+                "bbox": [x1, y1, x2 - x1, y2 - y1],
+                "iscrowd": 0,
+            })
+    return {
+        "info": {"description": "synthetic shapes"},
+        "images": images,
+        "annotations": annotations,
+        "categories": [{"id": i, "name": name, "supercategory": "shape"} for i, name in categories.items()],
+    }
+
+
+def write_shapes_dataset(
+    folder: str | Path, count: int, seed: int = 0, size: tuple[int, int] = (128, 128), max_shapes: int = 4,
+    progress: bool = True,
+) -> Path:
+    """Write `count` pictures to `folder/images/` and their annotations to `folder/annotations.json`.
+
+    Returns the annotations path. The same seed always gives the same pictures.
+    """
+    folder = Path(folder)
+    rng = np.random.default_rng(seed)
+    pictures = []
+    for index in tqdm(range(count), desc="shapes", unit="picture", disable=not progress):
+        picture = random_shapes_picture(rng, size, max_shapes)
+        file_name = f"shapes_{seed}_{index:05d}.png"
+        write_image(folder / "images" / file_name, picture.image)
+        pictures.append((file_name, picture))
+    annotations_path = folder / "annotations.json"
+    write_bytes_atomic(annotations_path, json.dumps(coco_annotations(pictures)).encode("utf-8"))
+    return annotations_path

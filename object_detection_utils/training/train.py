@@ -1,0 +1,111 @@
+"""Training a Model Garden Mask R-CNN from TFRecords, with checkpoints that an interrupted run resumes from."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ..errors import InstanceSegmentationError
+from .config import OPTIONS_FILE, TrainOptions, experiment_config
+
+# Changing these between runs would not fit the saved weights.
+MODEL_SHAPING_FIELDS = ("num_classes", "backbone", "input_size", "heads")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    checkpoint: str  # path prefix of the last checkpoint
+    first_step: int  # 0 for a fresh run, else the step it resumed from
+    last_step: int
+    seconds: float
+    final_losses: dict[str, float]
+
+
+def check_resumable(model_dir: Path, options: TrainOptions) -> None:
+    """Refuse to continue a run in `model_dir` whose model differs from `options`."""
+    if not (model_dir / OPTIONS_FILE).exists():
+        return
+    saved = TrainOptions.load(model_dir)
+    changed = [f"{name} {getattr(saved, name)} -> {getattr(options, name)}" for name in MODEL_SHAPING_FIELDS
+               if getattr(saved, name) != getattr(options, name)]
+    if changed:
+        raise InstanceSegmentationError(
+            f"{model_dir}: holds a run with a different model ({'; '.join(changed)}); use another --model-dir")
+
+
+def latest_checkpoint(model_dir: str | Path) -> str | None:
+    import tensorflow as tf
+
+    return tf.train.latest_checkpoint(str(model_dir))
+
+
+def train(options: TrainOptions, train_records: str | Path, model_dir: str | Path, progress: bool = True) -> TrainResult:
+    """Train up to `options.steps` steps, resuming from the latest checkpoint in `model_dir` if there is one.
+
+    A checkpoint is saved every `options.checkpoint_every` steps, at the end, and on Ctrl-C (the
+    KeyboardInterrupt is then re-raised), so rerunning the same command continues where it stopped.
+    """
+    import time
+
+    import tensorflow as tf
+    from official.vision.tasks.maskrcnn import MaskRCNNTask
+
+    model_dir = Path(model_dir)
+    check_resumable(model_dir, options)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    options.save(model_dir)
+
+    config = experiment_config(options, str(train_records))
+    task = MaskRCNNTask(config.task)
+    model = task.build_model()
+    optimizer = task.create_optimizer(config.trainer.optimizer_config, config.runtime)
+    metrics = task.build_metrics(training=True)
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+    manager = tf.train.CheckpointManager(checkpoint, str(model_dir), max_to_keep=2)
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).expect_partial()
+    first_step = int(optimizer.iterations.numpy())
+
+    @tf.function
+    def train_step(inputs):
+        return task.train_step(inputs, model, optimizer, metrics)
+
+    def losses() -> dict[str, float]:
+        return {m.name: float(m.result()) for m in metrics}
+
+    start = time.perf_counter()
+    step = first_step
+    reported: dict[str, float] = {}
+    bar = tqdm(total=options.steps, initial=first_step, desc="training", unit="step", disable=not progress,
+               dynamic_ncols=True)
+    try:
+        iterator = iter(task.build_inputs(config.task.train_data))
+        while step < options.steps:
+            train_step(next(iterator))
+            step = int(optimizer.iterations.numpy())
+            bar.update(step - bar.n)
+            if step % 10 == 0 or step == options.steps:
+                reported = losses()  # means since the last report
+                if not math.isfinite(reported.get("total_loss", 0.0)):
+                    raise InstanceSegmentationError(
+                        f"training diverged at step {step} (loss {reported['total_loss']}): lower --learning-rate")
+                bar.set_postfix(loss=f"{reported['total_loss']:.3f}", mask=f"{reported.get('mask_loss', 0):.3f}")
+                for m in metrics:
+                    m.reset_state()
+            if step % options.checkpoint_every == 0:
+                manager.save(checkpoint_number=step)
+    except KeyboardInterrupt:
+        if step > first_step:
+            manager.save(checkpoint_number=step)
+            tqdm.write(f"saved a checkpoint at step {step} in {model_dir}; run the same command to resume")
+        raise
+    finally:
+        bar.close()
+    path = manager.latest_checkpoint
+    if path is None or int(path.rsplit("-", 1)[-1]) != step:
+        path = manager.save(checkpoint_number=step)
+    return TrainResult(checkpoint=path, first_step=first_step, last_step=step,
+                       seconds=time.perf_counter() - start, final_losses=reported)

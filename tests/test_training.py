@@ -1,0 +1,263 @@
+"""Training: the shapes dataset, COCO -> TFRecord, a few real Model Garden steps, export, load, resume.
+
+The shapes and options tests need only the core install; the rest skip unless tf-models-official
+(`pip install -e ".[train]"`) is importable.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from object_detection_utils import load_model, read_image, run_inference_for_single_image
+from object_detection_utils.coco_results import decode_mask
+from object_detection_utils.errors import InstanceSegmentationError
+from object_detection_utils.label_map import LabelMap
+from object_detection_utils.training.config import TrainOptions
+from object_detection_utils.training.shapes import SHAPE_CLASSES, random_shapes_picture, write_shapes_dataset
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _model_garden():
+    try:
+        import official.vision  # noqa: F401
+    except ImportError:
+        pytest.skip("tf-models-official is not installed (pip install -e '.[train]'): training tests skipped")
+
+
+# --- shapes dataset (core install only) ---------------------------------------------------------------
+
+def test_shapes_pictures_are_seeded_and_every_painted_pixel_is_annotated():
+    first = [random_shapes_picture(np.random.default_rng(7), (96, 128)) for _ in range(2)]
+    again = random_shapes_picture(np.random.default_rng(7), (96, 128))
+    assert np.array_equal(first[0].image, again.image) and np.array_equal(first[0].masks, again.masks)
+
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        picture = random_shapes_picture(rng, (96, 128), max_shapes=5)
+        assert picture.image.shape == (96, 128, 3) and picture.image.dtype == np.uint8
+        assert picture.masks.shape == (len(picture.class_ids), 96, 128)
+        assert set(picture.class_ids.tolist()) <= set(SHAPE_CLASSES)
+        # Masks never overlap, each has one colour, and all other pixels are the background colour.
+        assert (picture.masks.sum(axis=0) <= 1).all()
+        for mask in picture.masks:
+            assert mask.sum() >= 16
+            assert len(np.unique(picture.image[mask], axis=0)) == 1
+        background = ~picture.masks.any(axis=0)
+        assert len(np.unique(picture.image[background], axis=0)) == 1
+
+
+def test_shapes_dataset_files_match_their_annotations(tmp_path):
+    annotations_path = write_shapes_dataset(tmp_path / "shapes", count=5, seed=11, size=(64, 80), progress=False)
+    document = json.loads(annotations_path.read_text())
+    assert [c["name"] for c in document["categories"]] == ["circle", "square", "triangle"]
+    assert len(document["images"]) == 5 and document["annotations"]
+    rng = np.random.default_rng(11)
+    for image_info in document["images"]:
+        expected = random_shapes_picture(rng, (64, 80))
+        image = read_image(tmp_path / "shapes" / "images" / image_info["file_name"])
+        assert np.array_equal(image, expected.image)  # PNG: lossless
+        entries = [a for a in document["annotations"] if a["image_id"] == image_info["id"]]
+        assert [a["category_id"] for a in entries] == expected.class_ids.tolist()
+        for entry, mask in zip(entries, expected.masks):
+            assert np.array_equal(decode_mask(entry["segmentation"]), mask)
+            rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+            assert entry["bbox"] == [cols[0], rows[0], cols[-1] + 1 - cols[0], rows[-1] + 1 - rows[0]]
+            assert entry["area"] == mask.sum() and entry["iscrowd"] == 0
+
+
+def test_label_map_pbtxt_round_trip(tmp_path):
+    label_map = LabelMap({1: "circle", 2: "square", 7: "oil droplet"})
+    (tmp_path / "map.pbtxt").write_text(label_map.to_pbtxt())
+    assert dict(LabelMap.from_pbtxt(tmp_path / "map.pbtxt")) == dict(label_map)
+
+
+def test_train_options_are_checked_and_round_trip(tmp_path):
+    options = TrainOptions(num_classes=4, backbone="resnet34", input_size=192, steps=7)
+    options.save(tmp_path)
+    assert TrainOptions.load(tmp_path) == options
+    for bad in ({"backbone": "resnet19"}, {"input_size": 100}, {"heads": "huge"}, {"num_classes": 1}):
+        with pytest.raises(InstanceSegmentationError):
+            TrainOptions(**{"num_classes": 4, **bad})
+    with pytest.raises(InstanceSegmentationError, match="not a training folder"):
+        TrainOptions.load(tmp_path / "nothing")
+
+
+def test_validation_split_holds_out_pictures(tmp_path):
+    from object_detection_utils.training.pipeline import options_for, split_dataset
+    from object_detection_utils.training.tfrecords import CocoDataset
+
+    annotations = write_shapes_dataset(tmp_path, count=10, seed=0, size=(64, 64), progress=False)
+    dataset = CocoDataset(annotations, tmp_path / "images")
+    split = split_dataset(dataset, validation_fraction=0.2, seed=5)
+    assert len(split.validation_ids) == 2 and len(split.train_ids) == 8
+    assert sorted(split.train_ids + split.validation_ids) == list(range(1, 11))
+    assert split_dataset(dataset, validation_fraction=0.2, seed=5) == split
+    options, label_map = options_for(dataset, steps=3)
+    assert options.num_classes == 4 and label_map[3] == "triangle"
+
+
+# --- Model Garden: conversion, training, export ------------------------------------------------------
+
+def test_tfrecord_holds_exact_boxes_classes_and_masks(tmp_path):
+    _model_garden()
+    import tensorflow as tf
+    from official.vision.dataloaders.tf_example_decoder import TfExampleDecoder
+
+    from object_detection_utils.training.tfrecords import CocoDataset, write_tfrecord
+
+    annotations = write_shapes_dataset(tmp_path, count=3, seed=2, size=(48, 64), progress=False)
+    (tmp_path / "images" / "broken.png").write_bytes(b"not a picture")
+    document = json.loads(annotations.read_text())
+    document["images"].append({"id": 99, "file_name": "broken.png", "height": 48, "width": 64})
+    annotations.write_text(json.dumps(document))
+
+    count = write_tfrecord(CocoDataset(annotations, tmp_path / "images"), tmp_path / "t.tfrecord", progress=False)
+    assert count == 3  # the broken picture is skipped, the rest converted
+    decoder = TfExampleDecoder(include_mask=True)
+    rng = np.random.default_rng(2)
+    for record in tf.data.TFRecordDataset(str(tmp_path / "t.tfrecord")):
+        decoded = decoder.decode(record)
+        expected = random_shapes_picture(rng, (48, 64))
+        assert np.array_equal(decoded["image"].numpy(), expected.image)
+        assert decoded["groundtruth_classes"].numpy().tolist() == expected.class_ids.tolist()
+        assert np.array_equal(decoded["groundtruth_instance_masks"].numpy() > 0.5, expected.masks)
+        ys, xs = np.nonzero(expected.masks[0])
+        box = decoded["groundtruth_boxes"].numpy()[0]  # ymin, xmin, ymax, xmax normalised
+        np.testing.assert_allclose(box, [ys.min() / 48, xs.min() / 64, (ys.max() + 1) / 48, (xs.max() + 1) / 64],
+                                   atol=1e-6)
+
+
+TINY = {"backbone": "resnet10", "input_size": 64, "batch_size": 2, "warmup_steps": 1, "checkpoint_every": 1}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Shapes pictures, two real training steps of a tiny Mask R-CNN, and its export."""
+    _model_garden()
+    from object_detection_utils.training.export import export_saved_model
+    from object_detection_utils.training.pipeline import options_for
+    from object_detection_utils.training.tfrecords import CocoDataset, write_tfrecord
+    from object_detection_utils.training.train import latest_checkpoint, train
+
+    root = tmp_path_factory.mktemp("training")
+    annotations = write_shapes_dataset(root / "shapes", count=6, seed=4, size=(64, 64), progress=False)
+    dataset = CocoDataset(annotations, root / "shapes" / "images")
+    options, label_map = options_for(dataset, steps=2, **TINY)
+    write_tfrecord(dataset, root / "train.tfrecord", progress=False)
+    result = train(options, root / "train.tfrecord", root / "run", progress=False)
+    export = export_saved_model(options, label_map, root / "export", checkpoint=latest_checkpoint(root / "run"))
+    return {"root": root, "dataset": dataset, "options": options, "result": result, "export": export}
+
+
+def test_training_runs_real_steps_and_checkpoints(trained):
+    result = trained["result"]
+    assert (result.first_step, result.last_step) == (0, 2)
+    assert result.checkpoint.endswith("ckpt-2")
+    assert np.isfinite(result.final_losses["total_loss"]) and result.final_losses["mask_loss"] > 0
+
+
+def test_interrupted_training_saves_and_resumes(trained, monkeypatch):
+    import object_detection_utils.training.train as train_module
+
+    class InterruptAfterStep3(train_module.tqdm):
+        def update(self, n=1):
+            super().update(n)
+            if self.n == 3:
+                raise KeyboardInterrupt
+
+    options = TrainOptions(**{**trained["options"].__dict__, "steps": 4, "checkpoint_every": 100})
+    run = trained["root"] / "run"
+    with monkeypatch.context() as patch:
+        patch.setattr(train_module, "tqdm", InterruptAfterStep3)
+        with pytest.raises(KeyboardInterrupt):  # progress on: a disabled tqdm does not count
+            train_module.train(options, trained["root"] / "train.tfrecord", run, progress=True)
+    assert train_module.latest_checkpoint(run).endswith("ckpt-3")  # saved on the interrupt, not by schedule
+
+    result = train_module.train(options, trained["root"] / "train.tfrecord", run, progress=False)
+    assert (result.first_step, result.last_step) == (3, 4)
+    assert result.checkpoint.endswith("ckpt-4")
+
+    other = TrainOptions(**{**options.__dict__, "backbone": "resnet18"})
+    with pytest.raises(InstanceSegmentationError, match="different model"):
+        train_module.train(other, trained["root"] / "train.tfrecord", run, progress=False)
+
+
+def test_export_has_the_tf2_zoo_signature(trained):
+    import tensorflow as tf
+
+    export = trained["export"]
+    assert sorted(p.name for p in export.iterdir()) == ["label_map.pbtxt", "saved_model", "training_options.json"]
+    signature = tf.saved_model.load(str(export / "saved_model")).signatures["serving_default"]
+    _, inputs = signature.structured_input_signature
+    assert list(inputs) == ["input_tensor"]
+    assert inputs["input_tensor"].dtype == tf.uint8 and inputs["input_tensor"].shape.as_list() == [1, None, None, 3]
+    outputs = signature.structured_outputs
+    assert sorted(outputs) == ["detection_boxes", "detection_classes", "detection_masks", "detection_scores",
+                               "num_detections"]
+    assert all(spec.dtype == tf.float32 for spec in outputs.values())
+
+
+def test_export_runs_through_our_inference_with_full_size_masks(trained):
+    model = load_model(trained["export"])
+    assert model.kind == "saved_model" and model.has_masks
+    assert dict(model.label_map) == {1: "circle", 2: "square", 3: "triangle"}
+    picture = read_image(next((trained["root"] / "shapes" / "images").iterdir()))
+    picture = np.ascontiguousarray(np.concatenate([picture, picture[:, :36]], axis=1))  # 64 x 100, not square
+    raw = model.predict(picture)
+    count = int(raw["num_detections"][0])
+    assert count > 0 and raw["detection_masks"].shape[2:] == (28, 28)
+    boxes = raw["detection_boxes"][0, :count]
+    assert (boxes >= 0).all() and (boxes <= 1).all() and (boxes[:, 2:] >= boxes[:, :2]).all()
+    assert set(raw["detection_classes"][0, :count].tolist()) <= {1.0, 2.0, 3.0}
+    detections = run_inference_for_single_image(model, picture, min_score=0.0)
+    assert len(detections) == count
+    assert detections.masks.shape == (count, 64, 100)
+    assert (detections.boxes[:, [0, 2]] <= 100).all() and (detections.boxes[:, [1, 3]] <= 64).all()
+
+
+def test_export_boxes_are_normalised_to_the_input_picture(trained):
+    """A picture and its exact 2x enlargement reach the network as the same pixels: same normalised boxes."""
+    import cv2
+
+    model = load_model(trained["export"])
+    small = read_image(next((trained["root"] / "shapes" / "images").iterdir()))[:, :48]  # 64 x 48
+    large = cv2.resize(small, (96, 128), interpolation=cv2.INTER_NEAREST)
+    raw_small, raw_large = model.predict(small), model.predict(large)
+    count = int(raw_small["num_detections"][0])
+    assert count == int(raw_large["num_detections"][0]) > 0
+    np.testing.assert_allclose(raw_small["detection_boxes"][0, :count], raw_large["detection_boxes"][0, :count],
+                               atol=2e-3)
+    boxes_small = run_inference_for_single_image(model, small, min_score=0.0).boxes
+    boxes_large = run_inference_for_single_image(model, large, min_score=0.0).boxes
+    np.testing.assert_allclose(boxes_large, boxes_small * 2, atol=0.3)
+
+
+def test_script_uses_the_export_and_reports_bad_data_in_one_line(trained, tmp_path):
+    picture = next((trained["root"] / "shapes" / "images").iterdir())
+    done = subprocess.run(
+        [sys.executable, str(REPO / "instance_segmentation.py"), "--model", str(trained["export"]), "-i", str(picture),
+         "-o", str(tmp_path / "out.png"), "--no-display", "--min-score", "0"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert read_image(tmp_path / "out.png").shape == (64, 64, 3)
+    assert any(name in done.stdout for name in ("circle", "square", "triangle"))
+
+    (tmp_path / "bad.json").write_text("{not json")
+    done = subprocess.run(
+        [sys.executable, str(REPO / "instance_segmentation_train.py"), "train", "--annotations",
+         str(tmp_path / "bad.json"), "--images", str(tmp_path), "--model-dir", str(tmp_path / "run")],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "bad.json: cannot read COCO annotations" in done.stderr
+
+    done = subprocess.run(
+        [sys.executable, str(REPO / "instance_segmentation_train.py"), "export", "--model-dir", str(tmp_path),
+         "--output", str(tmp_path / "export")], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 2 and done.stderr.strip() == f"error: {tmp_path}: no checkpoint to export"
