@@ -14,17 +14,11 @@ import argparse
 import io
 import statistics
 import sys
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from pycocotools.coco import COCO
-from tqdm import tqdm
 
 from . import cli
-from .coco_results import detections_to_coco
-from .errors import ImageReadError, InstanceSegmentationError
+from .errors import InstanceSegmentationError
 from .evaluation import (
     EvaluationReport,
     EvaluationRun,
@@ -32,64 +26,14 @@ from .evaluation import (
     evaluate_results,
     load_ground_truth,
     load_results,
+    predict_pictures,
     write_report,
 )
-from .image_io import read_image, write_bytes_atomic
-from .inference import run_inference_for_single_image
-from .model import SegmentationModel
+from .image_io import write_bytes_atomic
 from .zoo import DEFAULT_MODEL
 
 DEFAULT_REPORT = Path("evaluation_report.json")
 IOU_TYPE_NAMES = {"bbox": "box", "segm": "mask"}
-
-
-@dataclass
-class Predictions:
-    """A model's COCO result entries over the pictures it could read, with the time each picture took."""
-
-    entries: list[dict[str, Any]] = field(default_factory=list)
-    image_ids: list[int] = field(default_factory=list)
-    seconds: list[float] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-
-
-def predict_pictures(
-    model: SegmentationModel,
-    ground_truth: COCO,
-    images_dir: Path,
-    image_ids: list[int],
-    class_ids: list[int] | None = None,
-    min_score: float = 0.0,
-    mask_threshold: float = 0.5,
-) -> Predictions:
-    """Run `model` on the annotated pictures; unreadable pictures or ones of another size are skipped.
-
-    Seconds count inference and post-processing, not reading the picture.
-    """
-    predictions = Predictions()
-    for image_id in tqdm(image_ids, desc=model.name, unit="picture", file=sys.stderr, leave=False):
-        info = ground_truth.imgs[image_id]
-        path = images_dir / info["file_name"]
-        try:
-            image = read_image(path)
-        except ImageReadError as error:
-            predictions.skipped.append(str(error))
-            tqdm.write(f"skipped: {error}", file=sys.stderr)
-            continue
-        if image.shape[:2] != (info["height"], info["width"]):
-            problem = (f"{path}: picture is {image.shape[1]}x{image.shape[0]}, "
-                       f"the annotations say {info['width']}x{info['height']}")
-            predictions.skipped.append(problem)
-            tqdm.write(f"skipped: {problem}", file=sys.stderr)
-            continue
-        start = time.perf_counter()
-        detections = run_inference_for_single_image(
-            model, image, class_ids, min_score=min_score, mask_threshold=mask_threshold
-        )
-        predictions.seconds.append(time.perf_counter() - start)
-        predictions.entries.extend(detections_to_coco(detections, image_id))
-        predictions.image_ids.append(image_id)
-    return predictions
 
 
 def _figure(value: float | None, digits: int = 3) -> str:

@@ -11,6 +11,8 @@ import contextlib
 import copy
 import io
 import json
+import sys
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,9 +21,13 @@ import numpy as np
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
+from tqdm import tqdm
 
-from .errors import InstanceSegmentationError
-from .image_io import write_bytes_atomic
+from .coco_results import detections_to_coco
+from .errors import ImageReadError, InstanceSegmentationError
+from .image_io import read_image, write_bytes_atomic
+from .inference import run_inference_for_single_image
+from .model import SegmentationModel
 
 IOU_TYPES = ("bbox", "segm")
 MATCH_IOU = 0.5
@@ -322,3 +328,54 @@ def write_report(path: str | Path, report: EvaluationReport) -> None:
 
 def read_report(path: str | Path) -> EvaluationReport:
     return EvaluationReport.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+@dataclass
+class Predictions:
+    """A model's COCO result entries over the pictures it could read, with the time each picture took."""
+
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    image_ids: list[int] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def predict_pictures(
+    model: SegmentationModel,
+    ground_truth: COCO,
+    images_dir: Path,
+    image_ids: list[int],
+    class_ids: list[int] | None = None,
+    min_score: float = 0.0,
+    mask_threshold: float = 0.5,
+    progress: bool = True,
+) -> Predictions:
+    """Run `model` on the annotated pictures; unreadable pictures or ones of another size are skipped.
+
+    Seconds count inference and post-processing, not reading the picture.
+    """
+    predictions = Predictions()
+    for image_id in tqdm(image_ids, desc=model.name, unit="picture", file=sys.stderr, leave=False,
+                         disable=not progress):
+        info = ground_truth.imgs[image_id]
+        path = images_dir / info["file_name"]
+        try:
+            image = read_image(path)
+        except ImageReadError as error:
+            predictions.skipped.append(str(error))
+            tqdm.write(f"skipped: {error}", file=sys.stderr)
+            continue
+        if image.shape[:2] != (info["height"], info["width"]):
+            problem = (f"{path}: picture is {image.shape[1]}x{image.shape[0]}, "
+                       f"the annotations say {info['width']}x{info['height']}")
+            predictions.skipped.append(problem)
+            tqdm.write(f"skipped: {problem}", file=sys.stderr)
+            continue
+        start = time.perf_counter()
+        detections = run_inference_for_single_image(
+            model, image, class_ids, min_score=min_score, mask_threshold=mask_threshold
+        )
+        predictions.seconds.append(time.perf_counter() - start)
+        predictions.entries.extend(detections_to_coco(detections, image_id))
+        predictions.image_ids.append(image_id)
+    return predictions

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,25 +26,10 @@ class CocoDataset:
     images: Path
 
     def load(self):
-        """The pycocotools `COCO` index of the annotations (quietly), or a one-line `DatasetError`."""
-        import contextlib
-        import io
+        """The pycocotools `COCO` index of the annotations, or a one-line error naming the file."""
+        from ..evaluation import load_ground_truth
 
-        from pycocotools.coco import COCO
-
-        try:
-            document = json.loads(self.annotations.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise DatasetError(f"{self.annotations}: cannot read COCO annotations ({error})") from None
-        missing = [key for key in ("images", "annotations", "categories") if key not in document]
-        if missing:
-            raise DatasetError(f"{self.annotations}: not COCO instances (no {', '.join(missing)})")
-        document.setdefault("info", {})
-        coco = COCO()
-        coco.dataset = document
-        with contextlib.redirect_stdout(io.StringIO()):
-            coco.createIndex()
-        return coco
+        return load_ground_truth(self.annotations)
 
     def label_map(self) -> LabelMap:
         coco = self.load()
