@@ -109,7 +109,7 @@ def _mask_bounds(mask: np.ndarray) -> tuple[int, int, int, int] | None:
 def _draw_label(canvas: np.ndarray, text: str, corner: tuple[int, int], color: list[int]) -> None:
     """A filled caption box just above `corner` (inside the picture), text in black or white for contrast."""
     height, width = canvas.shape[:2]
-    scale = max(0.5, min(height, width) / 1000)
+    scale = max(0.35, min(height, width) / 900)
     weight = max(1, round(scale * 1.5))
     (text_w, text_h), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, weight)
     x = min(max(corner[0], 0), max(width - text_w - 2, 0))
