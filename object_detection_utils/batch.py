@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pycocotools import mask as mask_utils
 from tqdm import tqdm
 
 from .coco_results import detections_to_coco
@@ -433,7 +432,7 @@ def _finish_picture(
     coco = detections_to_coco(detections, image_id=0)
     for entry, area in zip(coco, detections.areas):
         del entry["image_id"]  # given when the run's COCO JSON is written
-        entry["area"] = int(mask_utils.area(entry["segmentation"])) if "segmentation" in entry else float(area)
+        entry["area"] = int(area) if detections.has_masks else float(area)  # mask pixels, else the box
     return {
         "file": picture.name,
         "source_size": stat.st_size,
