@@ -21,7 +21,7 @@ from .coco_results import detections_to_coco
 from .detections import Detections
 from .display import Window, pump_events
 from .drawing import draw_caption, draw_detections
-from .inference import DEFAULT_MASK_THRESHOLD, DEFAULT_MIN_SCORE, detections_from_outputs
+from .inference import DEFAULT_MASK_THRESHOLD, DEFAULT_MIN_SCORE, run_inference_for_single_image
 from .model import SegmentationModel
 from .video import Frame, FrameSource, JsonLinesSink, LatestFrameReader, VideoSink, VideoSourceError, iter_frames
 
@@ -93,10 +93,8 @@ def segment_frames(
     last_started: float | None = None
     for frame in frames:
         started = time.monotonic()
-        outputs = model.predict(frame.image)
-        detections = detections_from_outputs(
-            outputs, frame.image.shape[:2], model.label_map, class_ids=wanted, min_score=min_score,
-            mask_threshold=mask_threshold,
+        detections = run_inference_for_single_image(
+            model, frame.image, wanted, min_score=min_score, mask_threshold=mask_threshold
         )
         inference = time.monotonic() - started
         interval = inference if last_started is None else started - last_started
