@@ -12,7 +12,7 @@ from .detections import Detections
 from .errors import InstanceSegmentationError
 from .inference import DEFAULT_MASK_THRESHOLD, DEFAULT_MIN_SCORE
 from .model import SegmentationModel, load_model
-from .zoo import DEFAULT_MODEL, find_model, format_model_table, list_models, models_dirs
+from .zoo import DEFAULT_MODEL, find_model, format_model_table, list_models, resolve_models_dir
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, several_models: bool = False) -> None:
@@ -53,7 +53,7 @@ def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argpa
     """`parser.parse_args(argv)`, except that `--list-models` prints the zoo table and exits right away."""
     args = parser.parse_args(argv)
     if args.list_models:
-        print(format_model_table(list_models(args.models_dir), models_dirs(args.models_dir)[0]))
+        print(format_model_table(list_models(args.models_dir), resolve_models_dir(args.models_dir)))
         parser.exit(0)
     return args
 

@@ -81,9 +81,9 @@ def close_matches(name: str, count: int = 3) -> list[str]:
     return difflib.get_close_matches(name, [*CATALOGUE, *ALIASES], n=count, cutoff=0.6)
 
 
-def models_dirs(models_dir: str | Path | None = None) -> list[Path]:
-    """The folders searched for models by name: `models_dir` if given, else the default models folder."""
-    return [Path(models_dir).expanduser()] if models_dir else [default_models_dir()]
+def resolve_models_dir(models_dir: str | Path | None = None) -> Path:
+    """The folder holding models by name: `models_dir` if given, else the default models folder."""
+    return Path(models_dir).expanduser() if models_dir else default_models_dir()
 
 
 def is_model_folder(path: Path) -> bool:
@@ -117,13 +117,11 @@ def find_model(spec: str | Path, models_dir: str | Path | None = None, download:
     if "/" in name or "\\" in name or name.lower().endswith((*ARCHIVE_SUFFIXES, ".pb")):
         raise ModelLoadError(f"{spec}: no such model file or folder")
     entry = catalogued(name)
-    searched = models_dirs(models_dir)
-    for folder in searched:
-        for candidate_name in dict.fromkeys([entry.name if entry else name, name]):
-            found = local_copy(candidate_name, folder)
-            if found is not None:
-                return found
-    where = searched[0]
+    where = resolve_models_dir(models_dir)
+    for candidate_name in dict.fromkeys([entry.name if entry else name, name]):
+        found = local_copy(candidate_name, where)
+        if found is not None:
+            return found
     if entry is None:
         suggestions = close_matches(name)
         hint = f"did you mean {', '.join(suggestions)}? " if suggestions else ""
@@ -158,7 +156,7 @@ class CachedModel:
 
 def list_models(models_dir: str | Path | None = None) -> list[CachedModel]:
     """Every catalogued model with its cache state in the models folder, in catalogue order."""
-    folder = models_dirs(models_dir)[0]
+    folder = resolve_models_dir(models_dir)
     rows = []
     for model in CATALOGUE.values():
         path = local_copy(model.name, folder)
