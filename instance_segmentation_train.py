@@ -90,9 +90,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "evaluate":
         from object_detection_utils import load_model
-        from object_detection_utils.training.evaluate import coco_ap
+        from object_detection_utils.training.evaluate import validate
 
-        scores = coco_ap(load_model(args.model), CocoDataset(args.annotations, args.images))
+        scores = validate(load_model(args.model), CocoDataset(args.annotations, args.images)).scores
         print(json.dumps({k: round(v, 4) for k, v in scores.items()}))
         return 0
 

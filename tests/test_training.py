@@ -89,6 +89,35 @@ def test_train_options_are_checked_and_round_trip(tmp_path):
         TrainOptions.load(tmp_path / "nothing")
 
 
+def test_model_card_names_pictures_where_every_annotated_class_is_found(tmp_path):
+    import re
+
+    from object_detection_utils.evaluation import ground_truth_from_dict
+    from object_detection_utils.training.model_card import Example, model_card, pick_examples, write_model_card
+
+    annotations = write_shapes_dataset(tmp_path / "val", count=5, seed=3, size=(48, 48), progress=False)
+    ground_truth = ground_truth_from_dict(json.loads(annotations.read_text()))
+    classes = {i: sorted({a["category_id"] for a in ground_truth.imgToAnns[i]}) for i in ground_truth.getImgIds()}
+    predictions = [{"image_id": i, "category_id": c, "score": 0.9} for i in (1, 2, 4) for c in classes[i]]
+    predictions += [{"image_id": 2, "category_id": c, "score": 0.4} for c in (1, 2, 3)]  # too weak to count
+    predictions += [{"image_id": 5, "category_id": c, "score": 0.9} for c in classes[5][1:]]  # one class missed
+    label_map = LabelMap(SHAPE_CLASSES)
+    examples = pick_examples(ground_truth, predictions, label_map, limit=2)
+    by_richness = sorted((1, 2, 4), key=lambda i: (-len(classes[i]), i))[:2]
+    assert examples == [Example(i, ground_truth.imgs[i]["file_name"], tuple(SHAPE_CLASSES[c] for c in classes[i]))
+                        for i in by_richness]
+
+    summary = {"steps": 100, "train_seconds": 12.3, "train_pictures": 40, "validation_pictures": 5,
+               **{f"{kind}_{key}": 0.5 for kind in ("mask", "box") for key in ("AP", "AP50", "AP75")}}
+    card = model_card("shapes", TrainOptions(num_classes=4, batch_size=2), label_map, summary, examples)
+    path = write_model_card(tmp_path / "export", card, examples, tmp_path / "val" / "images")
+    assert path.read_text() == card and "| mask | 0.500 | 0.500 | 0.500 |" in card
+    expected_lines = re.findall(r"^expect:\s*(\S+)\s+(.+)$", card, re.MULTILINE)  # as tests/test_real_data.py reads
+    assert expected_lines == [(f"examples/{e.file_name}", " ".join(e.class_names)) for e in examples]
+    for picture, _ in expected_lines:
+        assert (tmp_path / "export" / picture).read_bytes() == (tmp_path / "val" / "images" / picture[9:]).read_bytes()
+
+
 def test_validation_split_holds_out_pictures(tmp_path):
     from object_detection_utils.training.pipeline import options_for, split_dataset
     from object_detection_utils.training.tfrecords import CocoDataset
@@ -139,28 +168,43 @@ TINY = {"backbone": "resnet10", "input_size": 64, "batch_size": 2, "warmup_steps
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """Shapes pictures, two real training steps of a tiny Mask R-CNN, and its export."""
+    """The whole training job on shapes pictures: two real steps of a tiny Mask R-CNN, export, validation."""
     _model_garden()
-    from object_detection_utils.training.export import export_saved_model
-    from object_detection_utils.training.pipeline import options_for
-    from object_detection_utils.training.tfrecords import CocoDataset, write_tfrecord
-    from object_detection_utils.training.train import latest_checkpoint, train
+    from object_detection_utils.training.pipeline import options_for, run_training, split_dataset
+    from object_detection_utils.training.tfrecords import CocoDataset
 
     root = tmp_path_factory.mktemp("training")
     annotations = write_shapes_dataset(root / "shapes", count=6, seed=4, size=(64, 64), progress=False)
     dataset = CocoDataset(annotations, root / "shapes" / "images")
+    split = split_dataset(dataset)
     options, label_map = options_for(dataset, steps=2, **TINY)
-    write_tfrecord(dataset, root / "train.tfrecord", progress=False)
-    result = train(options, root / "train.tfrecord", root / "run", progress=False)
-    export = export_saved_model(options, label_map, root / "export", checkpoint=latest_checkpoint(root / "run"))
-    return {"root": root, "dataset": dataset, "options": options, "result": result, "export": export}
+    summary = run_training(split, options, label_map, root / "run", root / "export", progress=False)
+    return {"root": root, "dataset": dataset, "split": split, "options": options, "summary": summary,
+            "records": root / "run" / "data" / "train.tfrecord", "export": root / "export"}
 
 
-def test_training_runs_real_steps_and_checkpoints(trained):
-    result = trained["result"]
-    assert (result.first_step, result.last_step) == (0, 2)
-    assert result.checkpoint.endswith("ckpt-2")
-    assert np.isfinite(result.final_losses["total_loss"]) and result.final_losses["mask_loss"] > 0
+def test_training_runs_real_steps_checkpoints_and_validates(trained):
+    from object_detection_utils.training.train import latest_checkpoint
+
+    summary = trained["summary"]
+    assert (summary["resumed_from"], summary["steps"]) == (0, 2)
+    assert latest_checkpoint(trained["root"] / "run").endswith("ckpt-2")
+    assert np.isfinite(summary["losses"]["total_loss"]) and summary["losses"]["mask_loss"] > 0
+    assert (summary["train_pictures"], summary["validation_pictures"]) == (5, 1)
+    assert len(trained["split"].train_ids) == 5 and not set(trained["split"].train_ids) & set(
+        trained["split"].validation_ids)
+    for key in ("mask_AP", "mask_AP50", "mask_AP75", "box_AP", "box_AP50", "box_AP75"):
+        assert 0.0 <= summary[key] <= 1.0
+
+
+def test_export_carries_a_model_card_with_the_validation_figures(trained):
+    card = (trained["export"] / "README.md").read_text()
+    assert card.startswith("# export: Mask R-CNN ResNet10-FPN, 64 px\n")
+    assert "5 pictures, 2 steps of batch 2" in card
+    assert "Classes (`label_map.pbtxt`): 1 circle, 2 square, 3 triangle." in card
+    summary = trained["summary"]
+    assert (f"| mask | {summary['mask_AP']:.3f} | {summary['mask_AP50']:.3f} | {summary['mask_AP75']:.3f} |"
+            in card)
 
 
 def test_interrupted_training_saves_and_resumes(trained, monkeypatch):
@@ -177,23 +221,24 @@ def test_interrupted_training_saves_and_resumes(trained, monkeypatch):
     with monkeypatch.context() as patch:
         patch.setattr(train_module, "tqdm", InterruptAfterStep3)
         with pytest.raises(KeyboardInterrupt):  # progress on: a disabled tqdm does not count
-            train_module.train(options, trained["root"] / "train.tfrecord", run, progress=True)
+            train_module.train(options, trained["records"], run, progress=True)
     assert train_module.latest_checkpoint(run).endswith("ckpt-3")  # saved on the interrupt, not by schedule
 
-    result = train_module.train(options, trained["root"] / "train.tfrecord", run, progress=False)
+    result = train_module.train(options, trained["records"], run, progress=False)
     assert (result.first_step, result.last_step) == (3, 4)
     assert result.checkpoint.endswith("ckpt-4")
 
     other = TrainOptions(**{**options.__dict__, "backbone": "resnet18"})
     with pytest.raises(InstanceSegmentationError, match="different model"):
-        train_module.train(other, trained["root"] / "train.tfrecord", run, progress=False)
+        train_module.train(other, trained["records"], run, progress=False)
 
 
 def test_export_has_the_tf2_zoo_signature(trained):
     import tensorflow as tf
 
     export = trained["export"]
-    assert sorted(p.name for p in export.iterdir()) == ["label_map.pbtxt", "saved_model", "training_options.json"]
+    assert sorted(p.name for p in export.iterdir()) == ["README.md", "label_map.pbtxt", "saved_model",
+                                                        "training_options.json"]
     signature = tf.saved_model.load(str(export / "saved_model")).signatures["serving_default"]
     _, inputs = signature.structured_input_signature
     assert list(inputs) == ["input_tensor"]

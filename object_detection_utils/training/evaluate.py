@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from ..evaluation import evaluate_results, predict_pictures
 from ..model import SegmentationModel
 from .tfrecords import CocoDataset
 
 
-def coco_ap(model: SegmentationModel, dataset: CocoDataset, image_ids: list[int] | None = None,
-            min_score: float = 0.05, progress: bool = True) -> dict[str, float]:
-    """{"mask_AP", "mask_AP50", "mask_AP75", "box_AP", "box_AP50", "box_AP75"} over `image_ids` (default: all).
+@dataclass(frozen=True)
+class Validation:
+    """AP figures of one model on annotated pictures, and the predictions they were measured on."""
+
+    scores: dict[str, float]  # mask_AP, mask_AP50, mask_AP75, box_AP, box_AP50, box_AP75
+    predictions: list[dict[str, Any]]  # COCO result entries
+
+
+def validate(model: SegmentationModel, dataset: CocoDataset, image_ids: list[int] | None = None,
+             min_score: float = 0.05, progress: bool = True) -> Validation:
+    """Run `model` over `image_ids` of `dataset` (default: all) and measure mask and box AP, AP50, AP75.
 
     The model's class ids must be the annotations' category ids (true for a model trained on them). Figures
     COCO leaves undefined (nothing to measure) count as 0.
@@ -24,4 +35,4 @@ def coco_ap(model: SegmentationModel, dataset: CocoDataset, image_ids: list[int]
     for iou_type, prefix in (("segm", "mask"), ("bbox", "box")):
         summary = run.metrics.get(iou_type, {}).get("summary", {})
         scores.update({f"{prefix}_{key}": summary.get(key) or 0.0 for key in ("AP", "AP50", "AP75")})
-    return scores
+    return Validation(scores, predictions.entries)

@@ -53,14 +53,16 @@ def run_training(split: Split, options: TrainOptions, label_map: LabelMap, model
     """Convert, train, export to `export_dir`, then evaluate the export on the validation pictures.
 
     Returns a summary: steps, training seconds, final losses, export path and (if there are validation
-    pictures) mask and box AP, AP50, AP75.
+    pictures) mask and box AP, AP50, AP75. The export gets a README.md model card (model_card.py) with these
+    figures and up to three validation pictures, with what the model finds on them.
     """
     from ..model import load_model
-    from .evaluate import coco_ap
+    from .evaluate import validate
     from .export import LABEL_MAP_FILE, export_saved_model
+    from .model_card import model_card, pick_examples, write_model_card
     from .train import latest_checkpoint, train
 
-    model_dir = Path(model_dir)
+    model_dir, export_dir = Path(model_dir), Path(export_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(model_dir / LABEL_MAP_FILE, label_map.to_pbtxt().encode("utf-8"))  # for `export` later
     records = model_dir / "data" / "train.tfrecord"
@@ -69,10 +71,14 @@ def run_training(split: Split, options: TrainOptions, label_map: LabelMap, model
     tqdm.write(f"trained steps {result.first_step}..{result.last_step} in {result.seconds:.0f}s; exporting")
     export_saved_model(options, label_map, export_dir, checkpoint=latest_checkpoint(model_dir))
     summary = {"steps": result.last_step, "resumed_from": result.first_step, "train_seconds": round(result.seconds, 1),
+               "train_pictures": len(split.train_ids),
                "losses": {k: round(v, 4) for k, v in result.final_losses.items()}, "export": str(export_dir)}
+    examples = []
     if split.validation_ids:
-        model = load_model(export_dir)
+        validation = validate(load_model(export_dir), split.validation, split.validation_ids, progress=progress)
         summary["validation_pictures"] = len(split.validation_ids)
-        summary.update({k: round(v, 4) for k, v in
-                        coco_ap(model, split.validation, split.validation_ids, progress=progress).items()})
+        summary.update({k: round(v, 4) for k, v in validation.scores.items()})
+        examples = pick_examples(split.validation.load(), validation.predictions, label_map)
+    write_model_card(export_dir, model_card(export_dir.name, options, label_map, summary, examples), examples,
+                     split.validation.images)
     return summary

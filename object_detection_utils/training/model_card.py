@@ -1,0 +1,100 @@
+"""The README.md an exported model carries: how it was made, its signature and classes, how well it did, and
+`expect:` lines naming what it finds on example pictures it carries along (tests/test_real_data.py checks them
+when the folder is placed under ../shared/models/)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..image_io import write_bytes_atomic
+from ..label_map import LabelMap
+from .config import TrainOptions, backbone_depth
+
+README_FILE = "README.md"
+EXAMPLES_DIR = "examples"
+
+
+@dataclass(frozen=True)
+class Example:
+    """A validation picture on which the model finds every annotated class with a confident detection."""
+
+    image_id: int
+    file_name: str
+    class_names: tuple[str, ...]
+
+
+def pick_examples(ground_truth, predictions: Iterable[Mapping], label_map: Mapping[int, str], limit: int = 3,
+                  min_score: float = 0.5) -> list[Example]:
+    """Up to `limit` annotated pictures where the predictions reach `min_score` for every annotated class.
+
+    `ground_truth` is a pycocotools COCO index; `predictions` are COCO result entries. Pictures with more
+    distinct classes come first, then lower image ids, so the choice is stable. File names with spaces are
+    passed over: an `expect:` line could not name them.
+    """
+    confident: dict[int, set[int]] = {}
+    for entry in predictions:
+        if entry["score"] >= min_score:
+            confident.setdefault(int(entry["image_id"]), set()).add(int(entry["category_id"]))
+    candidates = []
+    for image_id in sorted(confident):
+        annotated = {int(a["category_id"]) for a in ground_truth.imgToAnns.get(image_id, []) if not a.get("iscrowd")}
+        file_name = ground_truth.imgs[image_id]["file_name"]
+        if annotated and annotated <= confident[image_id] and not any(c.isspace() for c in file_name):
+            candidates.append((-len(annotated), image_id, file_name, annotated))
+    return [Example(image_id, file_name, tuple(label_map[c] for c in sorted(classes)))
+            for _, image_id, file_name, classes in sorted(candidates)[:limit]]
+
+
+def model_card(name: str, options: TrainOptions, label_map: LabelMap, summary: Mapping,
+               examples: Iterable[Example] = ()) -> str:
+    """The README text for an export called `name`; `summary` is `run_training`'s summary."""
+    classes = ", ".join(f"{class_id} {label_map[class_id]}" for class_id in sorted(label_map))
+    lines = [
+        f"# {name}: Mask R-CNN ResNet{backbone_depth(options.backbone)}-FPN, {options.input_size} px",
+        "",
+        "Trained from random weights with `instance_segmentation_train.py train` (TensorFlow Model Garden's "
+        "`maskrcnn_resnetfpn_coco`):",
+        f"{summary.get('train_pictures', '?')} pictures, {summary['steps']} steps of batch {options.batch_size}, "
+        f"learning rate {options.learning_rate} (cosine), {options.heads} heads, "
+        f"augmentation {'on' if options.augment else 'off'}; {summary['train_seconds']:.0f} s of training. "
+        "All options: `training_options.json`.",
+        "",
+        "Signature (the TF2 detection zoo's): `serving_default(input_tensor: uint8 [1, H, W, 3])` -> "
+        "`detection_boxes` [1, N, 4] normalised ymin, xmin, ymax, xmax; `detection_classes` [1, N] 1-based; "
+        "`detection_scores` [1, N]; `detection_masks` [1, N, 28, 28] box-relative; `num_detections` [1].",
+        "",
+        f"Classes (`label_map.pbtxt`): {classes}.",
+    ]
+    if "mask_AP" in summary:
+        lines += [
+            "",
+            f"On {summary['validation_pictures']} validation pictures not trained on, through "
+            "`run_inference_for_single_image`:",
+            "",
+            "| | AP | AP50 | AP75 |",
+            "|---|---|---|---|",
+            *(f"| {kind} | {summary[f'{kind}_AP']:.3f} | {summary[f'{kind}_AP50']:.3f} | "
+              f"{summary[f'{kind}_AP75']:.3f} |" for kind in ("mask", "box")),
+        ]
+    examples = list(examples)
+    if examples:
+        lines += ["", f"What it finds with a score of at least 0.5, on the validation pictures in `{EXAMPLES_DIR}/`:",
+                  ""]
+        lines += [f"expect: {EXAMPLES_DIR}/{e.file_name} {' '.join(e.class_names)}" for e in examples]
+    return "\n".join(lines) + "\n"
+
+
+def write_model_card(export_dir: str | Path, text: str, examples: Iterable[Example] = (),
+                     images_dir: str | Path | None = None) -> Path:
+    """Copy the example pictures from `images_dir` into `export_dir/examples/` and write `export_dir/README.md`."""
+    export_dir = Path(export_dir)
+    for example in examples:
+        target = export_dir / EXAMPLES_DIR / example.file_name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(Path(images_dir) / example.file_name, target)
+    path = export_dir / README_FILE
+    write_bytes_atomic(path, text.encode("utf-8"))
+    return path
