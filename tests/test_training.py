@@ -107,11 +107,13 @@ def test_model_card_names_pictures_where_every_annotated_class_is_found(tmp_path
     assert examples == [Example(i, ground_truth.imgs[i]["file_name"], tuple(SHAPE_CLASSES[c] for c in classes[i]))
                         for i in by_richness]
 
-    summary = {"steps": 100, "train_seconds": 12.3, "train_pictures": 40, "validation_pictures": 5,
+    summary = {"steps": 100, "total_train_seconds": 12.3, "train_pictures": 40, "validation_pictures": 5,
                **{f"{kind}_{key}": 0.5 for kind in ("mask", "box") for key in ("AP", "AP50", "AP75")}}
     card = model_card("shapes", TrainOptions(num_classes=4, batch_size=2), label_map, summary, examples)
     path = write_model_card(tmp_path / "export", card, examples, tmp_path / "val" / "images")
     assert path.read_text() == card and "| mask | 0.500 | 0.500 | 0.500 |" in card
+    assert "40 pictures, 100 steps of batch 2, learning rate 0.02 (cosine), light heads" in card
+    assert "; 12 s of training." in card
     expected_lines = re.findall(r"^expect:\s*(\S+)\s+(.+)$", card, re.MULTILINE)  # as tests/test_real_data.py reads
     assert expected_lines == [(f"examples/{e.file_name}", " ".join(e.class_names)) for e in examples]
     for picture, _ in expected_lines:
@@ -188,6 +190,7 @@ def test_training_runs_real_steps_checkpoints_and_validates(trained):
 
     summary = trained["summary"]
     assert (summary["resumed_from"], summary["steps"]) == (0, 2)
+    assert summary["total_train_seconds"] == summary["train_seconds"] > 0
     assert latest_checkpoint(trained["root"] / "run").endswith("ckpt-2")
     assert np.isfinite(summary["losses"]["total_loss"]) and summary["losses"]["mask_loss"] > 0
     assert (summary["train_pictures"], summary["validation_pictures"]) == (5, 1)
@@ -227,6 +230,10 @@ def test_interrupted_training_saves_and_resumes(trained, monkeypatch):
     result = train_module.train(options, trained["records"], run, progress=False)
     assert (result.first_step, result.last_step) == (3, 4)
     assert result.checkpoint.endswith("ckpt-4")
+    sessions = json.loads((run / train_module.SESSIONS_FILE).read_text())
+    assert [(s["first_step"], s["last_step"]) for s in sessions] == [(0, 2), (2, 3), (3, 4)]
+    assert result.total_seconds == pytest.approx(sum(s["seconds"] for s in sessions))
+    assert result.seconds <= result.total_seconds
 
     other = TrainOptions(**{**options.__dict__, "backbone": "resnet18"})
     with pytest.raises(InstanceSegmentationError, match="different model"):

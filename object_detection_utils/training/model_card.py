@@ -59,7 +59,7 @@ def model_card(name: str, options: TrainOptions, label_map: LabelMap, summary: M
         "`maskrcnn_resnetfpn_coco`):",
         f"{summary.get('train_pictures', '?')} pictures, {summary['steps']} steps of batch {options.batch_size}, "
         f"learning rate {options.learning_rate} (cosine), {options.heads} heads, "
-        f"augmentation {'on' if options.augment else 'off'}; {summary['train_seconds']:.0f} s of training. "
+        f"augmentation {'on' if options.augment else 'off'}; {summary['total_train_seconds']:.0f} s of training. "
         "All options: `training_options.json`.",
         "",
         "Signature (the TF2 detection zoo's): `serving_default(input_tensor: uint8 [1, H, W, 3])` -> "

@@ -71,7 +71,7 @@ def run_training(split: Split, options: TrainOptions, label_map: LabelMap, model
     tqdm.write(f"trained steps {result.first_step}..{result.last_step} in {result.seconds:.0f}s; exporting")
     export_saved_model(options, label_map, export_dir, checkpoint=latest_checkpoint(model_dir))
     summary = {"steps": result.last_step, "resumed_from": result.first_step, "train_seconds": round(result.seconds, 1),
-               "train_pictures": len(split.train_ids),
+               "total_train_seconds": round(result.total_seconds, 1), "train_pictures": len(split.train_ids),
                "losses": {k: round(v, 4) for k, v in result.final_losses.items()}, "export": str(export_dir)}
     examples = []
     if split.validation_ids:

@@ -13,6 +13,7 @@ from .config import OPTIONS_FILE, TrainOptions, experiment_config
 
 # Changing these between runs would not fit the saved weights.
 MODEL_SHAPING_FIELDS = ("num_classes", "backbone", "input_size", "heads")
+SESSIONS_FILE = "training_sessions.json"  # one entry per run of `train` that made steps: resumes add up
 
 
 @dataclass(frozen=True)
@@ -20,7 +21,8 @@ class TrainResult:
     checkpoint: str  # path prefix of the last checkpoint
     first_step: int  # 0 for a fresh run, else the step it resumed from
     last_step: int
-    seconds: float
+    seconds: float  # this session's
+    total_seconds: float  # every session's in this model folder, resumed ones included
     final_losses: dict[str, float]
 
 
@@ -34,6 +36,20 @@ def check_resumable(model_dir: Path, options: TrainOptions) -> None:
     if changed:
         raise InstanceSegmentationError(
             f"{model_dir}: holds a run with a different model ({'; '.join(changed)}); use another --model-dir")
+
+
+def record_session(model_dir: Path, first_step: int, last_step: int, seconds: float) -> float:
+    """Add one training session to `model_dir`'s log; returns the training seconds of all sessions."""
+    import json
+
+    from ..image_io import write_bytes_atomic
+
+    path = model_dir / SESSIONS_FILE
+    sessions = json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
+    if last_step > first_step:
+        sessions.append({"first_step": first_step, "last_step": last_step, "seconds": round(seconds, 1)})
+        write_bytes_atomic(path, json.dumps(sessions, indent=1).encode("utf-8"))
+    return sum(session["seconds"] for session in sessions)
 
 
 def latest_checkpoint(model_dir: str | Path) -> str | None:
@@ -100,6 +116,7 @@ def train(options: TrainOptions, train_records: str | Path, model_dir: str | Pat
     except KeyboardInterrupt:
         if step > first_step:
             manager.save(checkpoint_number=step)
+            record_session(model_dir, first_step, step, time.perf_counter() - start)
             tqdm.write(f"saved a checkpoint at step {step} in {model_dir}; run the same command to resume")
         raise
     finally:
@@ -107,5 +124,7 @@ def train(options: TrainOptions, train_records: str | Path, model_dir: str | Pat
     path = manager.latest_checkpoint
     if path is None or int(path.rsplit("-", 1)[-1]) != step:
         path = manager.save(checkpoint_number=step)
-    return TrainResult(checkpoint=path, first_step=first_step, last_step=step,
-                       seconds=time.perf_counter() - start, final_losses=reported)
+    seconds = time.perf_counter() - start
+    total = record_session(model_dir, first_step, step, seconds)
+    return TrainResult(checkpoint=path, first_step=first_step, last_step=step, seconds=seconds,
+                       total_seconds=total, final_losses=reported)
