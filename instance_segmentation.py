@@ -12,16 +12,16 @@ import time
 from pathlib import Path
 
 from object_detection_utils import (
-    cli,
-    display,
     draw_detections,
     read_image,
     run_inference_for_single_image,
     sample_image_path,
     write_image,
 )
+from object_detection_utils.apps import cli
 from object_detection_utils.errors import InstanceSegmentationError
-from object_detection_utils.image_io import IMAGE_SUFFIXES
+from object_detection_utils.io.images import IMAGE_SUFFIXES
+from object_detection_utils.visualization import display
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

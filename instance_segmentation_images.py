@@ -15,8 +15,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from object_detection_utils import cli
-from object_detection_utils.batch import BatchOptions, find_pictures, run_batch, stop_on_interrupt
+from object_detection_utils.apps import cli
+from object_detection_utils.apps.batch import BatchOptions, find_pictures, run_batch, stop_on_interrupt
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

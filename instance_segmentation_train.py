@@ -16,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from object_detection_utils import cli
+from object_detection_utils.apps import cli
 from object_detection_utils.errors import InstanceSegmentationError
 
 

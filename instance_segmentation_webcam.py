@@ -15,14 +15,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from object_detection_utils import cli, display
-from object_detection_utils.video import (
+from object_detection_utils.apps import cli
+from object_detection_utils.apps.video_segmentation import segment_video
+from object_detection_utils.io.video import (
     FOURCC_BY_SUFFIX,
     RECONNECT_ATTEMPTS,
     VideoWriteError,
     open_video_source,
 )
-from object_detection_utils.video_segmentation import segment_video
+from object_detection_utils.visualization import display
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

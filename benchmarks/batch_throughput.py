@@ -2,7 +2,7 @@
 """Folder throughput, side by side in one run on the same pictures and model, each variant in its own process:
 
   bare   model.predict on pictures decoded beforehand (the ceiling: the model never waits)
-  batch  our pipeline (object_detection_utils.batch.run_batch: decode, model, draw, encode, write overlays,
+  batch  our pipeline (object_detection_utils.apps.batch.run_batch: decode, model, draw, encode, write overlays,
          journal and the run's COCO JSON)
   seed   a seed-style loop: per picture, parse and import the frozen graph into a new tf.compat.v1.Session,
          run it, then post-process, draw and write, all in sequence
@@ -45,7 +45,7 @@ def resolve_model(spec: str) -> Path:
     if spec == "tiny":
         import tiny_model
 
-        from object_detection_utils.cache import cache_dir
+        from object_detection_utils.models.cache import cache_dir
 
         folder = cache_dir() / "benchmark" / "tiny_model"
         if not (folder / "frozen_inference_graph.pb").is_file():
@@ -55,7 +55,7 @@ def resolve_model(spec: str) -> Path:
 
 
 def picture_files(folder: Path, limit: int | None) -> list[Path]:
-    from object_detection_utils.batch import find_pictures
+    from object_detection_utils.apps.batch import find_pictures
 
     return [p.source for p in find_pictures([folder])][:limit]
 
@@ -79,7 +79,7 @@ def run_variant(variant: str, model_path: Path, folder: Path, limit: int | None)
                 model.predict(image)
             seconds = time.perf_counter() - start
         else:
-            from object_detection_utils.batch import BatchOptions, Picture, run_batch
+            from object_detection_utils.apps.batch import BatchOptions, Picture, run_batch
 
             with tempfile.TemporaryDirectory() as out:
                 options = BatchOptions(output_dir=Path(out), coco_json=Path(out) / "results.json")
@@ -98,7 +98,7 @@ def _seed_loop(model_path: Path, files: list[Path]) -> float:
 
     from object_detection_utils import detections_from_outputs, draw_detections, read_image, write_image
     from object_detection_utils.label_map import LabelMap
-    from object_detection_utils.model import FROZEN_GRAPH_NAME, MASK_OUTPUT, REQUIRED_OUTPUTS
+    from object_detection_utils.models.loading import FROZEN_GRAPH_NAME, MASK_OUTPUT, REQUIRED_OUTPUTS
 
     graph_file = model_path / FROZEN_GRAPH_NAME if model_path.is_dir() else model_path
     if not graph_file.is_file():

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from object_detection_utils.cache import cache_dir
+from object_detection_utils.models.cache import cache_dir
 
 VERSION = 2
 SLOTS = 100
@@ -32,7 +32,7 @@ def costly_model_dir(layers: int = 8, channels: int = 64) -> Path:
 def build_costly_model(folder: Path, layers: int = 8, channels: int = 64, seed: int = 0) -> Path:
     import tensorflow as tf
 
-    from object_detection_utils.image_io import atomic_file
+    from object_detection_utils.io.images import atomic_file
 
     rng = np.random.default_rng(seed)
     graph = tf.Graph()

@@ -25,18 +25,18 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 import numpy as np  # noqa: E402
-
-from object_detection_utils import detections_from_outputs  # noqa: E402
-from object_detection_utils.coco_results import detections_to_coco  # noqa: E402
-from object_detection_utils.evaluation import evaluate_results, load_ground_truth  # noqa: E402
-from object_detection_utils.label_map import LabelMap  # noqa: E402
-from object_detection_utils.masks import reframe_box_masks  # noqa: E402
 from reference_postprocess import (  # noqa: E402
     mask_ious,
     random_reframe_case,
     reference_detections,
     reference_image_masks,
 )
+
+from object_detection_utils import detections_from_outputs  # noqa: E402
+from object_detection_utils.evaluation import evaluate_results, load_ground_truth  # noqa: E402
+from object_detection_utils.io.coco_results import detections_to_coco  # noqa: E402
+from object_detection_utils.label_map import LabelMap  # noqa: E402
+from object_detection_utils.masks import reframe_box_masks  # noqa: E402
 
 COCO_ANNOTATIONS = REPO.parent / "shared" / "data" / "coco" / "annotations" / "instances_val2017.json"
 

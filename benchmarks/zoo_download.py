@@ -30,8 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from object_detection_utils import zoo  # noqa: E402
-from object_detection_utils.download import fetch_model  # noqa: E402
+from object_detection_utils.models import zoo  # noqa: E402
+from object_detection_utils.models.download import fetch_model  # noqa: E402
 
 
 def peak_rss_mb() -> float:

@@ -13,15 +13,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from .detections import Detections, Instance
-from .drawing import display_instances, draw_detections
 from .errors import ImageReadError, InstanceSegmentationError, LabelMapError, ModelLoadError
-from .image_io import read_image, write_image
 from .inference import detections_from_outputs, run_inference_for_single_image
+from .io.images import read_image, write_image
 from .label_map import COCO_LABELS, LabelMap
 from .masks import masks_to_boxes, reframe_box_masks
-from .model import SegmentationModel
-from .model import load_model as load_model_path
-from .zoo import DEFAULT_MODEL, find_model
+from .models.loading import SegmentationModel
+from .models.loading import load_model as load_model_path
+from .models.zoo import DEFAULT_MODEL, find_model
+from .visualization.drawing import display_instances, draw_detections
 
 __all__ = [
     "COCO_LABELS", "DEFAULT_MODEL", "Detections", "ImageReadError", "Instance", "InstanceSegmentationError",

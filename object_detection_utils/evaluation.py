@@ -23,11 +23,11 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from tqdm import tqdm
 
-from .coco_results import detections_to_coco
 from .errors import ImageReadError, InstanceSegmentationError
-from .image_io import read_image, write_bytes_atomic
 from .inference import run_inference_for_single_image
-from .model import SegmentationModel
+from .io.coco_results import detections_to_coco
+from .io.images import read_image, write_bytes_atomic
+from .models.loading import SegmentationModel
 
 IOU_TYPES = ("bbox", "segm")
 MATCH_IOU = 0.5

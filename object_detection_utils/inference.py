@@ -9,7 +9,7 @@ import numpy as np
 from .detections import Detections
 from .label_map import LabelMap
 from .masks import reframe_box_masks
-from .model import MASK_OUTPUT, RawOutputs, SegmentationModel
+from .models.loading import MASK_OUTPUT, RawOutputs, SegmentationModel
 
 DEFAULT_MIN_SCORE = 0.5
 DEFAULT_MASK_THRESHOLD = 0.5

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tiny_model
 from PIL import Image
 from pycocotools.coco import COCO
 
-import tiny_model
 from object_detection_utils import load_model, read_image, run_inference_for_single_image
-from object_detection_utils.batch import (
+from object_detection_utils.apps.batch import (
     JOURNAL_NAME,
     BatchOptions,
     Journal,

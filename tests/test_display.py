@@ -11,10 +11,9 @@ from importlib import metadata
 
 import numpy as np
 import pytest
-
-from object_detection_utils import display
-
 from conftest import REPO
+
+from object_detection_utils.visualization import display
 
 
 def _installed(distribution: str) -> bool:
@@ -95,7 +94,7 @@ def test_script_opens_two_real_windows_on_a_display(xvfb_display, tiny_frozen_di
         pytest.skip("this Python has no tkinter, so matplotlib has no interactive backend")
     env = {**os.environ, "DISPLAY": xvfb_display, "MPLBACKEND": "TkAgg"}
     probe = (
-        "import sys, instance_segmentation as s, object_detection_utils.display as d, matplotlib.pyplot as plt;"
+        "import sys, instance_segmentation as s, object_detection_utils.visualization.display as d, matplotlib.pyplot as plt;"
         "assert d.display_available();"
         "orig = d.show_until_closed;"
         "d.show_until_closed = lambda w, timeout=None: (print('windows', len(plt.get_fignums()),"

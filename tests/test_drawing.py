@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from object_detection_utils.detections import Detections
-from object_detection_utils.drawing import PALETTE, display_instances, draw_detections, instance_colors, label_text
+from object_detection_utils.visualization.drawing import (
+    PALETTE,
+    display_instances,
+    draw_detections,
+    instance_colors,
+    label_text,
+)
 
 
 def _detections(height=60, width=80) -> Detections:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 import tiny_model
-from object_detection_utils import evaluate, load_model_path, read_image, run_inference_for_single_image, write_image
-from object_detection_utils.coco_results import detections_to_coco, encode_mask
+
+from object_detection_utils import load_model_path, read_image, run_inference_for_single_image, write_image
+from object_detection_utils.apps import evaluate
 from object_detection_utils.evaluation import (
     EvaluationReport,
     check_results,
@@ -20,6 +20,7 @@ from object_detection_utils.evaluation import (
     read_report,
     write_report,
 )
+from object_detection_utils.io.coco_results import detections_to_coco, encode_mask
 
 SIZE = 100  # no pixel sits exactly on a box edge, where float rounding decides (tiny_model.expected_full_mask)
 GRAY = 128  # row 2 then scores 128 / 255 = 0.502: above a 0.5 threshold, row 3 (0.30) below it
@@ -245,7 +246,7 @@ def test_bad_annotations_give_one_line(tmp_path, capsys, content, message):
     annotations = tmp_path / "annotations.json"
     if content is not None:
         annotations.write_text(content)
-    from object_detection_utils.cli import run_main
+    from object_detection_utils.apps.cli import run_main
 
     code = run_main(evaluate.main, ["--annotations", str(annotations), "--results", str(tmp_path / "r.json")])
     err = capsys.readouterr().err.strip()
@@ -258,7 +259,7 @@ def test_results_with_other_image_ids_are_refused(tiny_entries, dataset, tmp_pat
     monkeypatch.chdir(tmp_path)
     results = tmp_path / "results.json"
     results.write_text(json.dumps([{**tiny_entries[0], "image_id": 123}]))
-    from object_detection_utils.cli import run_main
+    from object_detection_utils.apps.cli import run_main
 
     code = run_main(evaluate.main, ["--annotations", str(annotations), "--results", str(results)])
     assert code == 2
@@ -293,7 +294,7 @@ def test_malformed_results_give_one_line(dataset, tmp_path, capsys):
     annotations, _ = dataset
     results = tmp_path / "results.json"
     results.write_text(json.dumps([{"image_id": IMAGE_ID, "category_id": 1, "bbox": "wide", "score": 0.9}]))
-    from object_detection_utils.cli import run_main
+    from object_detection_utils.apps.cli import run_main
 
     assert run_main(evaluate.main, ["--annotations", str(annotations), "--results", str(results),
                                     "--report", str(tmp_path / "r.json")]) == 2

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from object_detection_utils.errors import ImageReadError
-from object_detection_utils.image_io import read_image, write_image
+from object_detection_utils.io.images import read_image, write_image
 
 
 def _gradient(height=40, width=60) -> np.ndarray:
@@ -97,7 +97,7 @@ def test_write_is_atomic_and_leaves_no_temporary_file(tmp_path, monkeypatch):
     write_image(target, _gradient())
     np.testing.assert_array_equal(read_image(target), _gradient())
 
-    import object_detection_utils.image_io as image_io
+    import object_detection_utils.io.images as image_io
 
     def failing_replace(src, dst):
         raise OSError("disk full")

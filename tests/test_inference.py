@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 import tiny_model
+
 from object_detection_utils import load_model, run_inference_for_single_image
 from object_detection_utils.errors import LabelMapError
 

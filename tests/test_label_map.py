@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import SHARED_DATA
+
 from object_detection_utils.errors import LabelMapError
 from object_detection_utils.label_map import COCO_LABELS, LabelMap, parse_pbtxt
 

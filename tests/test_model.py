@@ -6,11 +6,11 @@ import tarfile
 
 import numpy as np
 import pytest
-
 import tiny_model
+
 from object_detection_utils import load_model
 from object_detection_utils.errors import ModelLoadError
-from object_detection_utils.model import load_model as load_model_path
+from object_detection_utils.models.loading import load_model as load_model_path
 
 
 def _check_outputs(model, height=30, width=40):
@@ -51,7 +51,7 @@ def test_zoo_archive_is_extracted_once_into_the_cache(tiny_frozen_dir, tmp_path,
     extracted = model.source
     assert extracted.is_dir() and (extracted / "tiny_tf1_coco" / "frozen_inference_graph.pb").is_file()
 
-    import object_detection_utils.archive as archive_module
+    import object_detection_utils.models.archive as archive_module
 
     def must_not_extract(*args, **kwargs):
         raise AssertionError("extracted twice")

@@ -6,9 +6,9 @@ import re
 
 import numpy as np
 import pytest
+from conftest import SHARED_MODELS
 
 import instance_segmentation
-from conftest import SHARED_MODELS
 from object_detection_utils import load_model, read_image, run_inference_for_single_image
 
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import SHARED_MODELS
-from object_detection_utils import detections_from_outputs, load_model_path, read_image
-from object_detection_utils.coco_results import detections_to_coco
-from object_detection_utils.evaluation import evaluate_results, load_ground_truth
-from object_detection_utils.label_map import LabelMap
-from object_detection_utils.masks import reframe_box_masks
 from reference_postprocess import mask_ious, random_reframe_case, reference_detections, reference_image_masks
 from simulated_model import simulated_outputs
+
+from object_detection_utils import detections_from_outputs, load_model_path, read_image
+from object_detection_utils.evaluation import evaluate_results, load_ground_truth
+from object_detection_utils.io.coco_results import detections_to_coco
+from object_detection_utils.label_map import LabelMap
+from object_detection_utils.masks import reframe_box_masks
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 

@@ -8,11 +8,11 @@ import sys
 
 import numpy as np
 import pytest
+import tiny_model
+from conftest import REPO
 from PIL import Image
 
 import instance_segmentation
-import tiny_model
-from conftest import REPO
 from object_detection_utils import read_image
 
 
@@ -99,7 +99,7 @@ def test_unsupported_output_type(tiny_frozen_dir, tmp_path):
 
 def test_no_windows_without_a_display(tiny_frozen_dir, tmp_path, monkeypatch):
     monkeypatch.delenv("DISPLAY", raising=False)
-    import object_detection_utils.display as display
+    import object_detection_utils.visualization.display as display
 
     def must_not_open(*args, **kwargs):
         raise AssertionError("a window was opened without a display")

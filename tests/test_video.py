@@ -13,13 +13,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import tiny_model
 
 import instance_segmentation_webcam as webcam
-import tiny_model
-from object_detection_utils import cli, display, load_model
-from object_detection_utils.drawing import draw_detections
-from object_detection_utils.coco_results import decode_mask
-from object_detection_utils.video import (
+from object_detection_utils import load_model
+from object_detection_utils.apps import cli
+from object_detection_utils.apps.video_segmentation import segment_video
+from object_detection_utils.io.coco_results import decode_mask
+from object_detection_utils.io.video import (
     JsonLinesSink,
     LatestFrameReader,
     ReconnectingSource,
@@ -29,7 +30,8 @@ from object_detection_utils.video import (
     open_source,
     open_video_source,
 )
-from object_detection_utils.video_segmentation import segment_video
+from object_detection_utils.visualization import display
+from object_detection_utils.visualization.drawing import draw_detections
 
 HEIGHT, WIDTH = 48, 64
 BRIGHT, DARK = 200, 40  # row 2 of the tiny model scores mean/255: 0.78 (kept) and 0.16 (dropped)

@@ -17,14 +17,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tiny_model
+from zoo_server import ZooServer, tar_gz
 
 import instance_segmentation
-import tiny_model
-from object_detection_utils import cli, load_model, zoo
-from object_detection_utils.archive import extract_archive
-from object_detection_utils.download import DownloadError, file_lock
+from object_detection_utils import load_model
+from object_detection_utils.apps import cli
 from object_detection_utils.errors import ModelLoadError
-from zoo_server import ZooServer, tar_gz
+from object_detection_utils.models import zoo
+from object_detection_utils.models.archive import extract_archive
+from object_detection_utils.models.download import DownloadError, file_lock
 
 REPO = Path(__file__).resolve().parent.parent
 TF1_NAME = "mask_rcnn_inception_v2_coco_2018_01_28"
@@ -401,7 +403,7 @@ def test_two_processes_fetching_at_once_download_once(server, models_dir):
     """The second process waits on the lock while the first is mid-download, then finds the finished folder."""
     server.hold = threading.Event()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    code = "import sys; from object_detection_utils.zoo import find_model; print(find_model(sys.argv[1], sys.argv[2]))"
+    code = "import sys; from object_detection_utils.models.zoo import find_model; print(find_model(sys.argv[1], sys.argv[2]))"
     command = [sys.executable, "-c", code, TF1_ALIAS, str(models_dir)]
     first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -51,7 +51,7 @@ class TrainOptions:
         return cls(**json.loads(text))
 
     def save(self, model_dir: Path) -> None:
-        from ..image_io import write_bytes_atomic
+        from ..io.images import write_bytes_atomic
 
         write_bytes_atomic(Path(model_dir) / OPTIONS_FILE, self.to_json().encode("utf-8"))
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..evaluation import evaluate_results, predict_pictures
-from ..model import SegmentationModel
+from ..models.loading import SegmentationModel
 from .tfrecords import CocoDataset
 
 

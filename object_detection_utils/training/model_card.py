@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..image_io import write_bytes_atomic
+from ..io.images import write_bytes_atomic
 from ..label_map import LabelMap
 from .config import TrainOptions, backbone_depth
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..image_io import write_bytes_atomic
+from ..io.images import write_bytes_atomic
 from ..label_map import LabelMap
 from .config import TrainOptions
 from .tfrecords import CocoDataset, DatasetError, write_tfrecord
@@ -56,7 +56,7 @@ def run_training(split: Split, options: TrainOptions, label_map: LabelMap, model
     pictures) mask and box AP, AP50, AP75. The export gets a README.md model card (model_card.py) with these
     figures and up to three validation pictures, with what the model finds on them.
     """
-    from ..model import load_model
+    from ..models.loading import load_model
     from .evaluate import validate
     from .export import LABEL_MAP_FILE, export_saved_model
     from .model_card import model_card, pick_examples, write_model_card

@@ -16,8 +16,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ..coco_results import encode_mask
-from ..image_io import write_bytes_atomic, write_image
+from ..io.coco_results import encode_mask
+from ..io.images import write_bytes_atomic, write_image
 from ..masks import masks_to_boxes
 
 SHAPE_CLASSES: dict[int, str] = {1: "circle", 2: "square", 3: "triangle"}

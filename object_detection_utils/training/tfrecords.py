@@ -10,7 +10,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import ImageReadError, InstanceSegmentationError
-from ..image_io import read_image
+from ..io.images import read_image
 from ..label_map import LabelMap
 
 

@@ -27,9 +27,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..errors import ModelLoadError
+from ..io.images import write_bytes_atomic
 from .archive import extract_archive
-from .errors import ModelLoadError
-from .image_io import write_bytes_atomic
 from .zoo import ZooModel, is_model_folder
 
 CHUNK_BYTES = 1 << 20

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageReadError
+from ..errors import ImageReadError
 
 # Suffixes Pillow or OpenCV read, for picking pictures out of a folder.
 IMAGE_SUFFIXES = frozenset(

@@ -8,11 +8,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from .detections import Detections
-from .errors import InstanceSegmentationError
-from .inference import DEFAULT_MASK_THRESHOLD, DEFAULT_MIN_SCORE
-from .model import SegmentationModel, load_model
-from .zoo import DEFAULT_MODEL, find_model, format_model_table, list_models, resolve_models_dir
+from ..detections import Detections
+from ..errors import InstanceSegmentationError
+from ..inference import DEFAULT_MASK_THRESHOLD, DEFAULT_MIN_SCORE
+from ..models.loading import SegmentationModel, load_model
+from ..models.zoo import DEFAULT_MODEL, find_model, format_model_table, list_models, resolve_models_dir
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, several_models: bool = False) -> None:

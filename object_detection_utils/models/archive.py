@@ -8,8 +8,8 @@ import tarfile
 import tempfile
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
+from ..errors import ModelLoadError
 from .cache import cache_dir
-from .errors import ModelLoadError
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 

@@ -10,7 +10,7 @@ import colorsys
 import cv2
 import numpy as np
 
-from .detections import Detections
+from ..detections import Detections
 
 
 def _palette(count: int = 32) -> np.ndarray:

@@ -7,10 +7,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import ModelLoadError
 from .archive import ARCHIVE_SUFFIXES
 from .cache import MODELS_DIR_ENV, default_models_dir
-from .errors import ModelLoadError
-from .model import locate_model
+from .loading import locate_model
 
 ZOO_BASE_URL = "http://download.tensorflow.org/models/object_detection"
 ZOO_URL_ENV = "INSTANCE_SEGMENTATION_ZOO_URL"  # a mirror of ZOO_BASE_URL's tree (tests use a local server)

@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from .detections import Detections
-from .label_map import LabelMap
+from ..detections import Detections
+from ..label_map import LabelMap
 
 
 def encode_mask(mask: np.ndarray) -> dict[str, Any]:

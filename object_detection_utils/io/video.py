@@ -23,8 +23,8 @@ os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .errors import InstanceSegmentationError  # noqa: E402
-from .image_io import temp_path_beside  # noqa: E402
+from ..errors import InstanceSegmentationError  # noqa: E402
+from .images import temp_path_beside  # noqa: E402
 
 log = logging.getLogger(__name__)
 

@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .coco_results import detections_to_coco
-from .detections import Detections
-from .display import Window, pump_events
-from .drawing import draw_caption, draw_detections
-from .inference import DEFAULT_MASK_THRESHOLD, DEFAULT_MIN_SCORE, run_inference_for_single_image
-from .model import SegmentationModel
-from .video import Frame, FrameSource, JsonLinesSink, LatestFrameReader, VideoSink, VideoSourceError, iter_frames
+from ..detections import Detections
+from ..inference import DEFAULT_MASK_THRESHOLD, DEFAULT_MIN_SCORE, run_inference_for_single_image
+from ..io.coco_results import detections_to_coco
+from ..io.video import Frame, FrameSource, JsonLinesSink, LatestFrameReader, VideoSink, VideoSourceError, iter_frames
+from ..models.loading import SegmentationModel
+from ..visualization.display import Window, pump_events
+from ..visualization.drawing import draw_caption, draw_detections
 
 FPS_SMOOTHING = 0.2  # weight of the newest frame in the displayed frames-per-second
 

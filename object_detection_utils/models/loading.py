@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ModelLoadError
+from ..label_map import LabelMap
 from .archive import ARCHIVE_SUFFIXES, extract_archive_cached
-from .errors import ModelLoadError
-from .label_map import LabelMap
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,8 @@ import statistics
 import sys
 from pathlib import Path
 
-
-from . import cli
-from .errors import InstanceSegmentationError
-from .evaluation import (
+from ..errors import InstanceSegmentationError
+from ..evaluation import (
     EvaluationReport,
     EvaluationRun,
     check_results,
@@ -29,8 +27,9 @@ from .evaluation import (
     predict_pictures,
     write_report,
 )
-from .image_io import write_bytes_atomic
-from .zoo import DEFAULT_MODEL
+from ..io.images import write_bytes_atomic
+from ..models.zoo import DEFAULT_MODEL
+from . import cli
 
 DEFAULT_REPORT = Path("evaluation_report.json")
 IOU_TYPE_NAMES = {"bbox": "box", "segm": "mask"}

@@ -35,13 +35,13 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from .coco_results import detections_to_coco
-from .drawing import draw_detections
-from .errors import ImageReadError, InstanceSegmentationError
-from .image_io import IMAGE_SUFFIXES, TEMP_SUFFIX, atomic_file, encode_image, read_image, write_bytes_atomic
-from .inference import DEFAULT_MASK_THRESHOLD, DEFAULT_MIN_SCORE, detections_from_outputs
-from .label_map import LabelMap
-from .model import SegmentationModel
+from ..errors import ImageReadError, InstanceSegmentationError
+from ..inference import DEFAULT_MASK_THRESHOLD, DEFAULT_MIN_SCORE, detections_from_outputs
+from ..io.coco_results import detections_to_coco
+from ..io.images import IMAGE_SUFFIXES, TEMP_SUFFIX, atomic_file, encode_image, read_image, write_bytes_atomic
+from ..label_map import LabelMap
+from ..models.loading import SegmentationModel
+from ..visualization.drawing import draw_detections
 
 JOURNAL_NAME = ".instance-segmentation-batch.jsonl"
 # Overlays keep the source's format when OpenCV writes it; other formats (gif, ico, ...) get `<name>.png`.

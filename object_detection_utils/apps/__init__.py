@@ -1,0 +1,1 @@
+"""The jobs behind the command-line scripts: shared CLI pieces, folder batches, video, evaluation."""

@@ -1,0 +1,1 @@
+"""Files at the edges: pictures, COCO results, video sources and sinks."""

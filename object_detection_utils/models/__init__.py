@@ -1,0 +1,1 @@
+"""Where models come from: zoo names, download, verification, cache, archives, and loading."""

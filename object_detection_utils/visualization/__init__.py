@@ -1,0 +1,1 @@
+"""Drawing detections on pictures, and windows to show them."""
