@@ -1,8 +1,8 @@
 """Evaluate models on COCO-annotated pictures: box and mask AP, precision/recall at a threshold, speed.
 
-    python -m object_detection_utils.evaluate --annotations instances_val2017.json --images val2017/ \\
+    python -m object_detection_utils.apps.evaluate --annotations instances_val2017.json --images val2017/ \\
         --model mask_rcnn_inception_v2_coco_2018_01_28 --model mask_rcnn_resnet101_atrous_coco_2018_01_28
-    python -m object_detection_utils.evaluate --annotations instances_val2017.json --results results.json
+    python -m object_detection_utils.apps.evaluate --annotations instances_val2017.json --results results.json
 
 Several --model values give a speed-accuracy table over the same pictures. The report is JSON; --plot adds a
 precision-recall figure.
@@ -104,7 +104,7 @@ def precision_recall_plot(report: EvaluationReport, image_format: str = "png") -
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m object_detection_utils.evaluate",
+        prog="python -m object_detection_utils.apps.evaluate",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--annotations", type=Path, required=True, help="COCO annotations JSON (ground truth)")

@@ -42,7 +42,7 @@ def record_session(model_dir: Path, first_step: int, last_step: int, seconds: fl
     """Add one training session to `model_dir`'s log; returns the training seconds of all sessions."""
     import json
 
-    from ..image_io import write_bytes_atomic
+    from ..io.images import write_bytes_atomic
 
     path = model_dir / SESSIONS_FILE
     sessions = json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
