@@ -104,17 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"random-weights {args.backbone} Mask R-CNN at {args.input_size}px exported to {args.output}")
         return 0
     if args.command == "export":
-        from object_detection_utils.label_map import LabelMap
-        from object_detection_utils.training.config import TrainOptions
-        from object_detection_utils.training.export import LABEL_MAP_FILE, export_saved_model
-        from object_detection_utils.training.train import latest_checkpoint
+        from object_detection_utils.training.pipeline import export_training_run
 
-        checkpoint = latest_checkpoint(args.model_dir)
-        if checkpoint is None:
-            raise InstanceSegmentationError(f"{args.model_dir}: no checkpoint to export")
-        options = TrainOptions.load(args.model_dir)
-        label_map = LabelMap.from_pbtxt(args.model_dir / LABEL_MAP_FILE)
-        export_saved_model(options, label_map, args.output, checkpoint)
+        checkpoint = export_training_run(args.model_dir, args.output)
         print(f"exported {checkpoint} to {args.output}")
         return 0
 

@@ -313,3 +313,21 @@ def test_script_uses_the_export_and_reports_bad_data_in_one_line(trained, tmp_pa
         [sys.executable, str(REPO / "instance_segmentation_train.py"), "export", "--model-dir", str(tmp_path),
          "--output", str(tmp_path / "export")], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert done.returncode == 2 and done.stderr.strip() == f"error: {tmp_path}: no checkpoint to export"
+
+
+def test_export_command_writes_the_latest_checkpoint_with_a_model_card(trained, tmp_path):
+    from object_detection_utils.training.train import checkpoint_step, latest_checkpoint, training_seconds
+
+    run = trained["root"] / "run"
+    done = subprocess.run(
+        [sys.executable, str(REPO / "instance_segmentation_train.py"), "export", "--model-dir", str(run),
+         "--output", str(tmp_path / "exported")], capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stderr
+    checkpoint = latest_checkpoint(run)
+    assert done.stdout.strip() == f"exported {checkpoint} to {tmp_path / 'exported'}"
+    card = (tmp_path / "exported" / "README.md").read_text()
+    assert card.startswith("# exported: Mask R-CNN ResNet10-FPN, 64 px\n")
+    assert f"\n{checkpoint_step(checkpoint)} steps of batch 2," in card
+    assert f"; {training_seconds(run):.0f} s of training." in card and training_seconds(run) > 0
+    assert "| mask |" not in card and "expect:" not in card  # no validation here
+    assert load_model(tmp_path / "exported").label_map.name(3) == "triangle"

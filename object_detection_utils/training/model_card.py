@@ -50,14 +50,19 @@ def pick_examples(ground_truth, predictions: Iterable[Mapping], label_map: Mappi
 
 def model_card(name: str, options: TrainOptions, label_map: LabelMap, summary: Mapping,
                examples: Iterable[Example] = ()) -> str:
-    """The README text for an export called `name`; `summary` is `run_training`'s summary."""
+    """The README text for an export called `name`.
+
+    `summary` is `run_training`'s summary; only `steps` and `total_train_seconds` are required (the `export`
+    command has no validation figures).
+    """
     classes = ", ".join(f"{class_id} {label_map[class_id]}" for class_id in sorted(label_map))
+    pictures = f"{summary['train_pictures']} pictures, " if "train_pictures" in summary else ""
     lines = [
         f"# {name}: Mask R-CNN ResNet{backbone_depth(options.backbone)}-FPN, {options.input_size} px",
         "",
         "Trained from random weights with `instance_segmentation_train.py train` (TensorFlow Model Garden's "
         "`maskrcnn_resnetfpn_coco`):",
-        f"{summary.get('train_pictures', '?')} pictures, {summary['steps']} steps of batch {options.batch_size}, "
+        f"{pictures}{summary['steps']} steps of batch {options.batch_size}, "
         f"learning rate {options.learning_rate} (cosine), {options.heads} heads, "
         f"augmentation {'on' if options.augment else 'off'}; {summary['total_train_seconds']:.0f} s of training. "
         "All options: `training_options.json`.",

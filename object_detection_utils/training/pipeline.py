@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ..errors import InstanceSegmentationError
 from ..io.images import write_bytes_atomic
 from ..label_map import LabelMap
 from .config import TrainOptions
@@ -82,3 +83,21 @@ def run_training(split: Split, options: TrainOptions, label_map: LabelMap, model
     write_model_card(export_dir, model_card(export_dir.name, options, label_map, summary, examples), examples,
                      split.validation.images)
     return summary
+
+
+def export_training_run(model_dir: str | Path, export_dir: str | Path) -> str:
+    """Export the latest checkpoint of a training folder, with a model card (no validation figures); returns it."""
+    from .export import LABEL_MAP_FILE, export_saved_model
+    from .model_card import model_card, write_model_card
+    from .train import checkpoint_step, latest_checkpoint, training_seconds
+
+    model_dir, export_dir = Path(model_dir), Path(export_dir)
+    checkpoint = latest_checkpoint(model_dir)
+    if checkpoint is None:
+        raise InstanceSegmentationError(f"{model_dir}: no checkpoint to export")
+    options = TrainOptions.load(model_dir)
+    label_map = LabelMap.from_pbtxt(model_dir / LABEL_MAP_FILE)
+    export_saved_model(options, label_map, export_dir, checkpoint)
+    summary = {"steps": checkpoint_step(checkpoint), "total_train_seconds": training_seconds(model_dir)}
+    write_model_card(export_dir, model_card(export_dir.name, options, label_map, summary))
+    return checkpoint

@@ -38,18 +38,34 @@ def check_resumable(model_dir: Path, options: TrainOptions) -> None:
             f"{model_dir}: holds a run with a different model ({'; '.join(changed)}); use another --model-dir")
 
 
+def training_seconds(model_dir: str | Path) -> float:
+    """The training seconds of every session logged in `model_dir` (0 before the first)."""
+    return sum(session["seconds"] for session in _sessions(Path(model_dir)))
+
+
+def _sessions(model_dir: Path) -> list[dict]:
+    import json
+
+    path = model_dir / SESSIONS_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
+
+
 def record_session(model_dir: Path, first_step: int, last_step: int, seconds: float) -> float:
     """Add one training session to `model_dir`'s log; returns the training seconds of all sessions."""
     import json
 
     from ..io.images import write_bytes_atomic
 
-    path = model_dir / SESSIONS_FILE
-    sessions = json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
     if last_step > first_step:
-        sessions.append({"first_step": first_step, "last_step": last_step, "seconds": round(seconds, 1)})
-        write_bytes_atomic(path, json.dumps(sessions, indent=1).encode("utf-8"))
-    return sum(session["seconds"] for session in sessions)
+        sessions = [*_sessions(model_dir),
+                    {"first_step": first_step, "last_step": last_step, "seconds": round(seconds, 1)}]
+        write_bytes_atomic(model_dir / SESSIONS_FILE, json.dumps(sessions, indent=1).encode("utf-8"))
+    return training_seconds(model_dir)
+
+
+def checkpoint_step(checkpoint: str) -> int:
+    """The step a checkpoint path prefix (`.../ckpt-1200`) was saved at."""
+    return int(checkpoint.rsplit("-", 1)[-1])
 
 
 def latest_checkpoint(model_dir: str | Path) -> str | None:
@@ -122,7 +138,7 @@ def train(options: TrainOptions, train_records: str | Path, model_dir: str | Pat
     finally:
         bar.close()
     path = manager.latest_checkpoint
-    if path is None or int(path.rsplit("-", 1)[-1]) != step:
+    if path is None or checkpoint_step(path) != step:
         path = manager.save(checkpoint_number=step)
     seconds = time.perf_counter() - start
     total = record_session(model_dir, first_step, step, seconds)
