@@ -106,6 +106,9 @@ def test_model_card_names_pictures_where_every_annotated_class_is_found(tmp_path
     by_richness = sorted((1, 2, 4), key=lambda i: (-len(classes[i]), i))[:2]
     assert examples == [Example(i, ground_truth.imgs[i]["file_name"], tuple(SHAPE_CLASSES[c] for c in classes[i]))
                         for i in by_richness]
+    spaced = LabelMap({**SHAPE_CLASSES, 2: "big square"})  # an expect: line could not name it
+    assert [e.image_id for e in pick_examples(ground_truth, predictions, spaced, limit=5)] == [
+        i for i in sorted((1, 2, 4), key=lambda i: (-len(classes[i]), i)) if 2 not in classes[i]]
 
     summary = {"steps": 100, "total_train_seconds": 12.3, "train_pictures": 40, "validation_pictures": 5,
                **{f"{kind}_{key}": 0.5 for kind in ("mask", "box") for key in ("AP", "AP50", "AP75")}}

@@ -31,8 +31,8 @@ def pick_examples(ground_truth, predictions: Iterable[Mapping], label_map: Mappi
     """Up to `limit` annotated pictures where the predictions reach `min_score` for every annotated class.
 
     `ground_truth` is a pycocotools COCO index; `predictions` are COCO result entries. Pictures with more
-    distinct classes come first, then lower image ids, so the choice is stable. File names with spaces are
-    passed over: an `expect:` line could not name them.
+    distinct classes come first, then lower image ids, so the choice is stable. Pictures whose file name
+    or class names hold spaces are passed over: an `expect:` line could not name them.
     """
     confident: dict[int, set[int]] = {}
     for entry in predictions:
@@ -42,7 +42,8 @@ def pick_examples(ground_truth, predictions: Iterable[Mapping], label_map: Mappi
     for image_id in sorted(confident):
         annotated = {int(a["category_id"]) for a in ground_truth.imgToAnns.get(image_id, []) if not a.get("iscrowd")}
         file_name = ground_truth.imgs[image_id]["file_name"]
-        if annotated and annotated <= confident[image_id] and not any(c.isspace() for c in file_name):
+        words = [file_name, *(label_map[c] for c in annotated)]
+        if annotated and annotated <= confident[image_id] and not any(c.isspace() for w in words for c in w):
             candidates.append((-len(annotated), image_id, file_name, annotated))
     return [Example(image_id, file_name, tuple(label_map[c] for c in sorted(classes)))
             for _, image_id, file_name, classes in sorted(candidates)[:limit]]
