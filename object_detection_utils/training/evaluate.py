@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pycocotools.coco import COCO
+
 from ..evaluation import evaluate_results, predict_pictures
 from ..models.loading import SegmentationModel
 from .tfrecords import CocoDataset
@@ -12,10 +14,11 @@ from .tfrecords import CocoDataset
 
 @dataclass(frozen=True)
 class Validation:
-    """AP figures of one model on annotated pictures, and the predictions they were measured on."""
+    """AP figures of one model on annotated pictures, the predictions and the annotations they were measured on."""
 
     scores: dict[str, float]  # mask_AP, mask_AP50, mask_AP75, box_AP, box_AP50, box_AP75
     predictions: list[dict[str, Any]]  # COCO result entries
+    ground_truth: COCO
 
 
 def validate(model: SegmentationModel, dataset: CocoDataset, image_ids: list[int] | None = None,
@@ -35,4 +38,4 @@ def validate(model: SegmentationModel, dataset: CocoDataset, image_ids: list[int
     for iou_type, prefix in (("segm", "mask"), ("bbox", "box")):
         summary = run.metrics.get(iou_type, {}).get("summary", {})
         scores.update({f"{prefix}_{key}": summary.get(key) or 0.0 for key in ("AP", "AP50", "AP75")})
-    return Validation(scores, predictions.entries)
+    return Validation(scores, predictions.entries, ground_truth)

@@ -15,6 +15,7 @@ from .config import TrainOptions, backbone_depth
 
 README_FILE = "README.md"
 EXAMPLES_DIR = "examples"
+EXAMPLE_MIN_SCORE = 0.5  # what tests/test_real_data.py asks of a detection named on an `expect:` line
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class Example:
 
 
 def pick_examples(ground_truth, predictions: Iterable[Mapping], label_map: Mapping[int, str], limit: int = 3,
-                  min_score: float = 0.5) -> list[Example]:
+                  min_score: float = EXAMPLE_MIN_SCORE) -> list[Example]:
     """Up to `limit` annotated pictures where the predictions reach `min_score` for every annotated class.
 
     `ground_truth` is a pycocotools COCO index; `predictions` are COCO result entries. Pictures with more
@@ -87,8 +88,8 @@ def model_card(name: str, options: TrainOptions, label_map: LabelMap, summary: M
         ]
     examples = list(examples)
     if examples:
-        lines += ["", f"What it finds with a score of at least 0.5, on the validation pictures in `{EXAMPLES_DIR}/`:",
-                  ""]
+        lines += ["", f"What it finds with a score of at least {EXAMPLE_MIN_SCORE}, on the validation pictures in "
+                  f"`{EXAMPLES_DIR}/`:", ""]
         lines += [f"expect: {EXAMPLES_DIR}/{e.file_name} {' '.join(e.class_names)}" for e in examples]
     return "\n".join(lines) + "\n"
 

@@ -79,7 +79,7 @@ def run_training(split: Split, options: TrainOptions, label_map: LabelMap, model
         validation = validate(load_model(export_dir), split.validation, split.validation_ids, progress=progress)
         summary["validation_pictures"] = len(split.validation_ids)
         summary.update({k: round(v, 4) for k, v in validation.scores.items()})
-        examples = pick_examples(split.validation.load(), validation.predictions, label_map)
+        examples = pick_examples(validation.ground_truth, validation.predictions, label_map)
     write_model_card(export_dir, model_card(export_dir.name, options, label_map, summary, examples), examples,
                      split.validation.images)
     return summary

@@ -40,7 +40,11 @@ def check_resumable(model_dir: Path, options: TrainOptions) -> None:
 
 def training_seconds(model_dir: str | Path) -> float:
     """The training seconds of every session logged in `model_dir` (0 before the first)."""
-    return sum(session["seconds"] for session in _sessions(Path(model_dir)))
+    return _total_seconds(_sessions(Path(model_dir)))
+
+
+def _total_seconds(sessions: list[dict]) -> float:
+    return sum(session["seconds"] for session in sessions)
 
 
 def _sessions(model_dir: Path) -> list[dict]:
@@ -56,11 +60,11 @@ def record_session(model_dir: Path, first_step: int, last_step: int, seconds: fl
 
     from ..io.images import write_bytes_atomic
 
+    sessions = _sessions(model_dir)
     if last_step > first_step:
-        sessions = [*_sessions(model_dir),
-                    {"first_step": first_step, "last_step": last_step, "seconds": round(seconds, 1)}]
+        sessions.append({"first_step": first_step, "last_step": last_step, "seconds": round(seconds, 1)})
         write_bytes_atomic(model_dir / SESSIONS_FILE, json.dumps(sessions, indent=1).encode("utf-8"))
-    return training_seconds(model_dir)
+    return _total_seconds(sessions)
 
 
 def checkpoint_step(checkpoint: str) -> int:
