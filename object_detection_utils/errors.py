@@ -1,10 +1,10 @@
-"""Exceptions that carry a one-line message meant for the user."""
+"""Every exception the user sees as one line: the scripts print `error: <message>` and exit non-zero."""
 
 from __future__ import annotations
 
 
 class InstanceSegmentationError(Exception):
-    """Base class: anything the command-line scripts report as one line and a non-zero exit."""
+    """Base class: anything the command-line scripts report as one line and a non-zero exit code."""
 
 
 class ImageReadError(InstanceSegmentationError):
@@ -15,5 +15,33 @@ class ModelLoadError(InstanceSegmentationError):
     """A path or name could not be turned into a runnable model."""
 
 
+class DownloadError(ModelLoadError):
+    """An archive could not be fetched or did not verify; the message says what to do."""
+
+
+class NoConnection(DownloadError):
+    """The server could not be reached at all (offline, wrong address, firewall)."""
+
+
 class LabelMapError(InstanceSegmentationError):
     """A label map file is missing or malformed, or a class name is unknown."""
+
+
+class VideoSourceError(InstanceSegmentationError):
+    """A camera, file or stream could not be opened or read."""
+
+
+class StreamDroppedError(VideoSourceError):
+    """A live source stopped delivering frames and did not come back after reconnecting."""
+
+
+class VideoWriteError(InstanceSegmentationError):
+    """An output video could not be written."""
+
+
+class EvaluationError(InstanceSegmentationError):
+    """Annotations or results that cannot be evaluated."""
+
+
+class DatasetError(InstanceSegmentationError):
+    """An annotations file or picture folder cannot be used for training."""
