@@ -2,27 +2,39 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .io.coco import detections_to_coco
+from .label_map import LabelMap
 
-@dataclass(frozen=True)
+if TYPE_CHECKING:  # an optional extra, imported only by the methods that need it
+    import supervision as sv
+
+SUPERVISION_CLASS_NAME = "class_name"  # the `data` key where supervision keeps class names
+
+
+@dataclass(frozen=True, eq=False)
 class Instance:
-    """One detected object, as yielded when iterating over `Detections`."""
+    """One detected object, as yielded when iterating over `Detections`; `==` is identity, as for `Detections`."""
 
     box: np.ndarray  # (4,) float32 [x1, y1, x2, y2] in pixels
     class_id: int
     class_name: str
     score: float
     mask: np.ndarray | None  # (H, W) bool, or None for a boxes-only model
+    data: dict[str, Any] = field(default_factory=dict)  # this instance's entry of each `Detections.data` array
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Detections:
     """Instances found in one picture of size `image_size` = (height, width).
+
+    `==` and `hash()` are those of the object (identity), so detections can be dict keys and set members;
+    `same_as` compares values, field by field.
 
     Attributes:
         boxes: (N, 4) float32, [x1, y1, x2, y2] in pixels of the picture.
@@ -31,6 +43,12 @@ class Detections:
         scores: (N,) float32 in [0, 1], highest first as the model returns them.
         masks: (N, H, W) bool full-picture masks, or None when the model has no mask head.
         image_size: (height, width) of the picture the boxes and masks refer to.
+        data: per-instance extra arrays of length N (e.g. `{"track_id": ...}`), indexed and filtered with the
+            instances, as supervision's `Detections.data`.
+
+    Example:
+        >>> tracked = Detections(boxes, class_ids, names, scores, masks, (480, 640), data={"track_id": ids})
+        >>> tracked.filter(min_score=0.7).data["track_id"]   # the ids of the instances kept
     """
 
     boxes: np.ndarray
@@ -39,7 +57,7 @@ class Detections:
     scores: np.ndarray
     masks: np.ndarray | None
     image_size: tuple[int, int]
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    data: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = len(self.scores)
@@ -50,10 +68,19 @@ class Detections:
             )
         if self.masks is not None and self.masks.shape != (n, *self.image_size):
             raise ValueError(f"masks {self.masks.shape} do not match {n} instances of size {self.image_size}")
+        data = {key: np.asarray(value) for key, value in self.data.items()}
+        for key, value in data.items():
+            if value.ndim == 0 or len(value) != n:
+                length = "a scalar" if value.ndim == 0 else f"{len(value)} entries"
+                raise ValueError(f"detections data[{key!r}] has {length}, not one per instance ({n})")
+        object.__setattr__(self, "data", data)  # arrays, so that indexing works on every value
 
     @classmethod
-    def empty(cls, image_size: tuple[int, int], with_masks: bool = True) -> Detections:
-        """No instances, for a picture of `image_size` = (height, width)."""
+    def empty(
+        cls, image_size: tuple[int, int], with_masks: bool = True, data_dtypes: Mapping[str, Any] | None = None
+    ) -> Detections:
+        """No instances, for a picture of `image_size` = (height, width); `data_dtypes` (key -> dtype) gives
+        `data` its keys, as empty arrays."""
         masks = np.zeros((0, *image_size), dtype=bool) if with_masks else None
         return cls(
             boxes=np.zeros((0, 4), np.float32),
@@ -62,6 +89,7 @@ class Detections:
             scores=np.zeros((0,), np.float32),
             masks=masks,
             image_size=(int(image_size[0]), int(image_size[1])),
+            data={key: np.zeros((0,), dtype) for key, dtype in (data_dtypes or {}).items()},
         )
 
     def __len__(self) -> int:
@@ -75,6 +103,7 @@ class Detections:
                 class_name=self.class_names[i],
                 score=float(self.scores[i]),
                 mask=None if self.masks is None else self.masks[i],
+                data={key: value[i] for key, value in self.data.items()},
             )
 
     def __getitem__(self, index: int | slice | np.ndarray | list[int]) -> Detections:
@@ -89,7 +118,25 @@ class Detections:
             scores=self.scores[positions],
             masks=None if self.masks is None else self.masks[positions],
             image_size=self.image_size,
-            extra=self.extra,
+            data={key: value[positions] for key, value in self.data.items()},
+        )
+
+    def same_as(self, other: Detections) -> bool:
+        """Whether `other` holds the same values in every field, masks and `data` included (dtypes may differ)."""
+        if not isinstance(other, Detections) or self.data.keys() != other.data.keys():
+            return False
+        if self.masks is None or other.masks is None:
+            same_masks = self.masks is None and other.masks is None
+        else:
+            same_masks = np.array_equal(self.masks, other.masks)
+        return (
+            same_masks
+            and tuple(self.image_size) == tuple(other.image_size)
+            and tuple(self.class_names) == tuple(other.class_names)
+            and np.array_equal(self.boxes, other.boxes)
+            and np.array_equal(self.class_ids, other.class_ids)
+            and np.array_equal(self.scores, other.scores)
+            and all(np.array_equal(value, other.data[key]) for key, value in self.data.items())
         )
 
     @property
@@ -130,3 +177,72 @@ class Detections:
         else:
             masks = np.transpose(self.masks, (1, 2, 0))
         return {"rois": rois, "masks": masks, "class_ids": self.class_ids.astype(np.int32), "scores": self.scores}
+
+    def to_coco(self, image_id: int | None) -> list[dict[str, Any]]:
+        """COCO result entries, one per instance (see `io.coco.detections_to_coco`); no `image_id` when None."""
+        return detections_to_coco(self, image_id)
+
+    def to_supervision(self) -> sv.Detections:
+        """These detections as a `supervision.Detections`, masks included.
+
+        `xyxy` <- boxes, `mask` <- masks, `confidence` <- scores, `class_id` <- class_ids, and `data` <- our
+        `data` plus the class names under `data["class_name"]`, where supervision's own converters put them.
+        """
+        return _import_supervision().Detections(
+            xyxy=self.boxes,
+            mask=self.masks,
+            confidence=self.scores,
+            class_id=self.class_ids,
+            data={**self.data, SUPERVISION_CLASS_NAME: np.array(self.class_names, dtype=str)},
+        )
+
+    @classmethod
+    def from_supervision(
+        cls,
+        detections: sv.Detections,
+        class_names: Mapping[int, str] | None = None,
+        image_size: tuple[int, int] | None = None,
+    ) -> Detections:
+        """`Detections` from a `supervision.Detections`, masks included (dense or `CompactMask`).
+
+        Class names come from `class_names` (a `LabelMap` or any id -> name mapping) when given, else from
+        `data["class_name"]`; the other `data` arrays are kept. `image_size` = (height, width) is read from the
+        masks when there are masks and must be given when there are none. `tracker_id` and `metadata` are not
+        carried over.
+        """
+        if not isinstance(detections, _import_supervision().Detections):
+            raise TypeError(f"expected supervision.Detections, got {type(detections).__name__}")
+        if detections.confidence is None or detections.class_id is None:
+            missing = "confidence" if detections.confidence is None else "class_id"
+            raise ValueError(f"supervision Detections without {missing}: both scores and class ids are needed")
+        masks = None if detections.mask is None else np.asarray(detections.mask, dtype=bool)
+        if masks is not None:
+            image_size = masks.shape[1:]
+        elif image_size is None:
+            raise ValueError("supervision Detections without masks: pass image_size=(height, width)")
+        class_ids = np.asarray(detections.class_id).astype(np.int32)
+        data = {key: np.asarray(value) for key, value in detections.data.items() if key != SUPERVISION_CLASS_NAME}
+        if class_names is not None:
+            label_map = class_names if isinstance(class_names, LabelMap) else LabelMap(class_names)
+            names = tuple(label_map.name(class_id) for class_id in class_ids)
+        elif SUPERVISION_CLASS_NAME in detections.data:
+            names = tuple(str(name) for name in detections.data[SUPERVISION_CLASS_NAME])
+        else:
+            raise ValueError('supervision Detections without data["class_name"]: pass class_names (e.g. a LabelMap)')
+        return cls(
+            boxes=np.asarray(detections.xyxy, np.float32),
+            class_ids=class_ids,
+            class_names=names,
+            scores=np.asarray(detections.confidence).astype(np.float32),
+            masks=masks,
+            image_size=(int(image_size[0]), int(image_size[1])),
+            data=data,
+        )
+
+
+def _import_supervision() -> Any:
+    try:
+        import supervision
+    except ImportError:
+        raise ImportError('supervision is not installed: pip install "instance-segmentation[supervision]"') from None
+    return supervision

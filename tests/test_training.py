@@ -16,7 +16,7 @@ import pytest
 
 from object_detection_utils import load_model, read_image, run_inference_for_single_image
 from object_detection_utils.errors import InstanceSegmentationError
-from object_detection_utils.io.coco_results import decode_mask
+from object_detection_utils.io.coco import decode_mask
 from object_detection_utils.label_map import LabelMap
 from object_detection_utils.training.config import TrainOptions
 from object_detection_utils.training.shapes import SHAPE_CLASSES, random_shapes_picture, write_shapes_dataset

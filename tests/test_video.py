@@ -19,7 +19,7 @@ import instance_segmentation_webcam as webcam
 from object_detection_utils import load_model
 from object_detection_utils.apps import cli
 from object_detection_utils.apps.video_segmentation import segment_video
-from object_detection_utils.io.coco_results import decode_mask
+from object_detection_utils.io.coco import decode_mask
 from object_detection_utils.io.video import (
     JsonLinesSink,
     LatestFrameReader,

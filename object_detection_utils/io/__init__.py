@@ -1,1 +1,1 @@
-"""Files at the edges: pictures, COCO results, video sources and sinks."""
+"""Files at the edges: pictures, COCO files, video sources and sinks, and the atomic writer they all use."""

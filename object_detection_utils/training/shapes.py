@@ -8,7 +8,6 @@ Everything follows from the seed.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,9 +15,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ..io.coco_results import encode_mask
-from ..io.images import write_bytes_atomic, write_image
-from ..masks import masks_to_boxes
+from ..io.coco import annotations_from_masks, write_coco_dataset
+from ..io.images import write_image
 
 SHAPE_CLASSES: dict[int, str] = {1: "circle", 2: "square", 3: "triangle"}
 MIN_VISIBLE_FRACTION = 0.6  # an instance keeps at least this much of its own area visible
@@ -97,17 +95,7 @@ def coco_annotations(
     for image_id, (file_name, picture) in enumerate(pictures, start=1):
         height, width = picture.image.shape[:2]
         images.append({"id": image_id, "file_name": file_name, "height": height, "width": width})
-        for mask, class_id, box in zip(picture.masks, picture.class_ids, masks_to_boxes(picture.masks)):
-            x1, y1, x2, y2 = (float(v) for v in box)
-            annotations.append({
-                "id": len(annotations) + 1,
-                "image_id": image_id,
-                "category_id": int(class_id),
-                "segmentation": encode_mask(mask),
-                "area": float(mask.sum()),
-                "bbox": [x1, y1, x2 - x1, y2 - y1],
-                "iscrowd": 0,
-            })
+        annotations += annotations_from_masks(picture.masks, picture.class_ids, image_id, len(annotations) + 1)
     return {
         "info": {"description": "synthetic shapes"},
         "images": images,
@@ -133,5 +121,7 @@ def write_shapes_dataset(
         write_image(folder / "images" / file_name, picture.image)
         pictures.append((file_name, picture))
     annotations_path = folder / "annotations.json"
-    write_bytes_atomic(annotations_path, json.dumps(coco_annotations(pictures)).encode("utf-8"))
+    document = coco_annotations(pictures)
+    write_coco_dataset(annotations_path, lambda: document["images"], lambda: document["annotations"],
+                       document["categories"], document["info"]["description"])
     return annotations_path
