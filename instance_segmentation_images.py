@@ -18,12 +18,14 @@ from pathlib import Path
 from object_detection_utils.apps import cli
 from object_detection_utils.apps.batch import BatchOptions, find_pictures, run_batch, stop_on_interrupt
 
+DEFAULT_INPUT = "images"
+
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-i", "--input", action="append", default=None,
                         help="a folder, a glob pattern (quote it; ** recurses) or a picture; repeatable "
-                             "(default: images/)")
+                             f"(default: {DEFAULT_INPUT}/)")
     parser.add_argument("-o", "--output", type=Path, default=Path("segmented_images"),
                         help="output folder; subfolders mirror the input's (default: %(default)s)")
     parser.add_argument("-r", "--recursive", action="store_true", help="also process the folders' subfolders")
@@ -51,27 +53,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    pictures = find_pictures(args.input or ["images"], recursive=args.recursive, exclude=args.output)
+    pictures = find_pictures(args.input or [DEFAULT_INPUT], recursive=args.recursive, exclude=args.output)
     if not pictures:
-        print(f"no pictures found in {', '.join(args.input or ['images'])}", file=sys.stderr)
+        if args.input:
+            print(f"error: no pictures found in {', '.join(args.input)}", file=sys.stderr)
+        else:
+            print(f"error: no pictures found in {DEFAULT_INPUT}/: put pictures there, or pass -i FOLDER_OR_GLOB "
+                  f"(e.g. -i photos/ or -i 'shots/**/*.jpg')", file=sys.stderr)
         return 1
-    model = cli.load_model_from_args(args)
+    segmenter = cli.segmenter_from_args(args)
     options = BatchOptions(
         output_dir=args.output,
         overlay=not args.no_overlay,
         masks=args.masks,
         coco_json=args.coco_json,
         summary=args.summary,
-        class_ids=None if args.class_ids is None else tuple(args.class_ids),
-        min_score=args.min_score,
-        mask_threshold=args.mask_threshold,
         overwrite=args.overwrite,
         jpeg_quality=args.jpeg_quality,
     )
     with stop_on_interrupt() as stop:
-        report = run_batch(model, pictures, options, readers=args.readers, writers=args.writers,
+        report = run_batch(segmenter, pictures, options, readers=args.readers, writers=args.writers,
                            prefetch=args.prefetch, progress=not args.no_progress, stop=stop)
-    print(f"{report.summary_line()} with {model.name}; outputs in {args.output}", file=sys.stderr)
+    print(f"{report.summary_line()} with {segmenter.name}; outputs in {args.output}", file=sys.stderr)
     for name, reason in report.failures:
         print(f"  failed: {reason}", file=sys.stderr)
     if report.interrupted:

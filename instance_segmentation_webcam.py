@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         raise VideoWriteError(f"{args.output}: --output and --json-lines name the same file")
     source = open_video_source(args.source, attempts=args.reconnect)  # a bad source fails before the model load
     try:
-        model = cli.load_model_from_args(args)
+        segmenter = cli.segmenter_from_args(args)
         window = None
         if not args.no_display and display.display_available():
             window = display.Window(f"instance segmentation: {source.name}")
@@ -61,11 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         source.close()
         raise
     summary = segment_video(
-        model, source,
+        segmenter, source,
         every_frame=args.every_frame,
-        class_ids=args.class_ids,
-        min_score=args.min_score,
-        mask_threshold=args.mask_threshold,
         output=args.output,
         json_lines=args.json_lines,
         window=window,

@@ -65,7 +65,7 @@ def picture_files(folder: Path, limit: int | None) -> list[Path]:
 
 def run_variant(variant: str, model_path: Path, folder: Path, limit: int | None) -> dict:
     sys.path.insert(0, str(REPO))
-    from object_detection_utils import load_model, read_image
+    from object_detection_utils import Segmenter, load_model, read_image
 
     files = picture_files(folder, limit)
     if variant == "seed":
@@ -84,7 +84,7 @@ def run_variant(variant: str, model_path: Path, folder: Path, limit: int | None)
             with tempfile.TemporaryDirectory() as out:
                 options = BatchOptions(output_dir=Path(out), coco_json=Path(out) / "results.json")
                 pictures = [Picture(path, path.name) for path in files]
-                report = run_batch(model, pictures, options, progress=False)
+                report = run_batch(Segmenter(model), pictures, options, progress=False)
                 if report.done != len(files):
                     raise SystemExit(f"batch did {report.done} of {len(files)} pictures: {report.failures[:3]}")
                 seconds = report.seconds
@@ -128,7 +128,6 @@ def _seed_loop(model_path: Path, files: list[Path]) -> float:
 def spawn(variant: str, model_path: Path, folder: Path, limit: int | None) -> dict:
     command = [sys.executable, __file__, "--variant", variant, "--model", str(model_path),
                "--pictures", str(folder)] + (["--limit", str(limit)] if limit else [])
-    # One BLAS thread, as instance_segmentation_images.py sets, for every variant alike.
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     if done.returncode != 0:

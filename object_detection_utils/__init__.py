@@ -1,10 +1,10 @@
 """instance-segmentation: Mask R-CNN models from the TensorFlow detection zoo, without TensorFlow code.
 
-    from object_detection_utils import load_model, read_image, run_inference_for_single_image, draw_detections
+    from object_detection_utils import Segmenter, draw_detections, read_image
 
-    model = load_model("mask_rcnn_inception_v2_coco_2018_01_28")   # folder, .pb, .tar.gz or zoo name
+    segmenter = Segmenter.load("mask_rcnn_inception_v2_coco_2018_01_28", classes=["person"])  # name or path
     image = read_image("street.jpg")                               # RGB uint8, EXIF-upright
-    detections = run_inference_for_single_image(model, image, class_ids=["person"])
+    detections = segmenter(image)
     picture = draw_detections(image, detections)
 """
 
@@ -14,18 +14,19 @@ from pathlib import Path
 
 from .detections import Detections, Instance
 from .errors import ImageReadError, InstanceSegmentationError, LabelMapError, ModelLoadError
-from .inference import detections_from_outputs, run_inference_for_single_image
 from .io.images import read_image, write_image
 from .label_map import COCO_LABELS, LabelMap
 from .masks import masks_to_boxes, reframe_box_masks
 from .models.loading import SegmentationModel
 from .models.loading import load_model as load_model_path
 from .models.zoo import DEFAULT_MODEL, find_model
+from .postprocess import detections_from_outputs
+from .predictor import Segmenter, run_inference_for_single_image
 from .visualization.drawing import display_instances, draw_detections
 
 __all__ = [
     "COCO_LABELS", "DEFAULT_MODEL", "Detections", "ImageReadError", "Instance", "InstanceSegmentationError",
-    "LabelMap", "LabelMapError", "ModelLoadError", "SegmentationModel", "detections_from_outputs",
+    "LabelMap", "LabelMapError", "ModelLoadError", "SegmentationModel", "Segmenter", "detections_from_outputs",
     "display_instances", "draw_detections", "find_model", "load_model", "masks_to_boxes", "read_image",
     "reframe_box_masks", "run_inference_for_single_image", "sample_image_path", "write_image",
 ]

@@ -1,7 +1,7 @@
 """COCO evaluation: box and mask AP with pycocotools, precision/recall/IoU at a score threshold, the report.
 
 Ground truth is a COCO annotations JSON; predictions are COCO result entries exactly as
-`coco_results.detections_to_coco` writes them. Metrics that COCO leaves undefined (-1: no ground truth in that
+`io.coco.detections_to_coco` writes them. Metrics that COCO leaves undefined (-1: no ground truth in that
 class or size range) are `None` here, `null` in the report.
 """
 
@@ -11,8 +11,6 @@ import contextlib
 import copy
 import io
 import json
-import sys
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,23 +19,15 @@ import numpy as np
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
-from tqdm import tqdm
 
-from .errors import ImageReadError, InstanceSegmentationError
-from .inference import run_inference_for_single_image
-from .io.coco_results import detections_to_coco
-from .io.images import read_image, write_bytes_atomic
-from .models.loading import SegmentationModel
+from .errors import EvaluationError
+from .io.atomic import write_text_atomic
 
 IOU_TYPES = ("bbox", "segm")
 MATCH_IOU = 0.5
 # COCOeval.stats, in order.
 SUMMARY_KEYS = ("AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large",
                 "AR_1", "AR_10", "AR_100", "AR_small", "AR_medium", "AR_large")
-
-
-class EvaluationError(InstanceSegmentationError):
-    """Annotations or results that cannot be evaluated."""
 
 
 def _quietly(function, *args):
@@ -323,59 +313,8 @@ def evaluate_results(
 
 def write_report(path: str | Path, report: EvaluationReport) -> None:
     """The report as indented JSON, written atomically."""
-    write_bytes_atomic(path, (json.dumps(report.to_dict(), indent=1) + "\n").encode("utf-8"))
+    write_text_atomic(path, json.dumps(report.to_dict(), indent=1) + "\n")
 
 
 def read_report(path: str | Path) -> EvaluationReport:
     return EvaluationReport.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
-
-
-@dataclass
-class Predictions:
-    """A model's COCO result entries over the pictures it could read, with the time each picture took."""
-
-    entries: list[dict[str, Any]] = field(default_factory=list)
-    image_ids: list[int] = field(default_factory=list)
-    seconds: list[float] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-
-
-def predict_pictures(
-    model: SegmentationModel,
-    ground_truth: COCO,
-    images_dir: Path,
-    image_ids: list[int],
-    class_ids: list[int] | None = None,
-    min_score: float = 0.0,
-    mask_threshold: float = 0.5,
-    progress: bool = True,
-) -> Predictions:
-    """Run `model` on the annotated pictures; unreadable pictures or ones of another size are skipped.
-
-    Seconds count inference and post-processing, not reading the picture.
-    """
-    predictions = Predictions()
-    for image_id in tqdm(image_ids, desc=model.name, unit="picture", file=sys.stderr, leave=False,
-                         disable=not progress):
-        info = ground_truth.imgs[image_id]
-        path = images_dir / info["file_name"]
-        try:
-            image = read_image(path)
-        except ImageReadError as error:
-            predictions.skipped.append(str(error))
-            tqdm.write(f"skipped: {error}", file=sys.stderr)
-            continue
-        if image.shape[:2] != (info["height"], info["width"]):
-            problem = (f"{path}: picture is {image.shape[1]}x{image.shape[0]}, "
-                       f"the annotations say {info['width']}x{info['height']}")
-            predictions.skipped.append(problem)
-            tqdm.write(f"skipped: {problem}", file=sys.stderr)
-            continue
-        start = time.perf_counter()
-        detections = run_inference_for_single_image(
-            model, image, class_ids, min_score=min_score, mask_threshold=mask_threshold
-        )
-        predictions.seconds.append(time.perf_counter() - start)
-        predictions.entries.extend(detections_to_coco(detections, image_id))
-        predictions.image_ids.append(image_id)
-    return predictions

@@ -1,4 +1,6 @@
-"""From a model's raw outputs to `Detections`: score and class filtering, pixel boxes, full-picture masks."""
+"""From a model's raw outputs to `Detections`: score and class filtering, pixel boxes, full-picture masks.
+
+Pure: arrays in, `Detections` out; `predictor.Segmenter` runs the model and calls this."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import numpy as np
 from .detections import Detections
 from .label_map import LabelMap
 from .masks import reframe_box_masks
-from .models.loading import MASK_OUTPUT, RawOutputs, SegmentationModel
+from .models.loading import MASK_OUTPUT, RawOutputs
 
 DEFAULT_MIN_SCORE = 0.5
 DEFAULT_MASK_THRESHOLD = 0.5
@@ -53,30 +55,4 @@ def detections_from_outputs(
         scores=scores[keep_idx],
         masks=masks,
         image_size=(int(height), int(width)),
-    )
-
-
-def run_inference_for_single_image(
-    model: SegmentationModel,
-    image: np.ndarray,
-    class_ids: Iterable[int | str] | None = None,
-    min_score: float = DEFAULT_MIN_SCORE,
-    mask_threshold: float = DEFAULT_MASK_THRESHOLD,
-) -> Detections:
-    """Find the instances in one (H, W, 3) uint8 RGB picture.
-
-    Args:
-        model: from `load_model`.
-        image: the picture, RGB order.
-        class_ids: keep only these classes, as ids or names of the model's label map (None keeps all).
-        min_score: keep instances scoring at least this.
-        mask_threshold: a mask pixel is set where the resampled mask is above this.
-    """
-    image = np.asarray(image)
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"expected an (H, W, 3) uint8 RGB picture, got {image.shape} {image.dtype}")
-    wanted = None if class_ids is None else model.label_map.resolve(class_ids)
-    outputs = model.predict(image)
-    return detections_from_outputs(
-        outputs, image.shape[:2], model.label_map, class_ids=wanted, min_score=min_score, mask_threshold=mask_threshold
     )

@@ -10,9 +10,10 @@ from pathlib import Path
 
 from ..detections import Detections
 from ..errors import InstanceSegmentationError
-from ..inference import DEFAULT_MASK_THRESHOLD, DEFAULT_MIN_SCORE
-from ..models.loading import SegmentationModel, load_model
+from ..models.loading import load_model
 from ..models.zoo import DEFAULT_MODEL, find_model, format_model_table, list_models, resolve_models_dir
+from ..postprocess import DEFAULT_MASK_THRESHOLD, DEFAULT_MIN_SCORE
+from ..predictor import Segmenter
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, several_models: bool = False) -> None:
@@ -42,11 +43,15 @@ def add_model_arguments(parser: argparse.ArgumentParser, several_models: bool = 
                        help="mask pixels above this are set (default: %(default)s)")
 
 
-def load_model_from_args(args: argparse.Namespace) -> SegmentationModel:
-    """Load the model the arguments name; the class filter is checked against its label map right away."""
-    model = load_model(find_model(args.model, args.models_dir), label_map=args.label_map)
-    args.class_ids = None if args.classes is None else model.label_map.resolve(split_classes(args.classes))
-    return model
+def segmenter_from_args(args: argparse.Namespace, model: str | Path | None = None) -> Segmenter:
+    """The `Segmenter` the model arguments describe (`model` overrides `args.model`, for repeated --model).
+
+    The class filter is checked against the model's label map right away, before any picture is read.
+    """
+    spec = args.model if model is None else model
+    loaded = load_model(find_model(spec, args.models_dir), label_map=args.label_map)
+    classes = None if args.classes is None else split_classes(args.classes)
+    return Segmenter(loaded, classes=classes, min_score=args.min_score, mask_threshold=args.mask_threshold)
 
 
 def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:

@@ -24,10 +24,10 @@ from ..evaluation import (
     evaluate_results,
     load_ground_truth,
     load_results,
-    predict_pictures,
     write_report,
 )
-from ..io.images import write_bytes_atomic
+from ..dataset_predictions import predict_annotated_pictures
+from ..io.atomic import write_bytes_atomic
 from ..models.zoo import DEFAULT_MODEL
 from . import cli
 
@@ -156,16 +156,14 @@ def main(argv: list[str] | None = None) -> int:
         if not args.images.is_dir():
             raise InstanceSegmentationError(f"{args.images}: no such picture folder")
         for spec in args.model or [DEFAULT_MODEL]:
-            model_args = argparse.Namespace(**{**vars(args), "model": spec})
-            model = cli.load_model_from_args(model_args)
-            predictions = predict_pictures(model, ground_truth, args.images, image_ids, model_args.class_ids,
-                                           args.min_score, args.mask_threshold)
+            segmenter = cli.segmenter_from_args(args, model=spec)
+            predictions = predict_annotated_pictures(segmenter, ground_truth, args.images, image_ids)
             if not predictions.image_ids:
                 raise InstanceSegmentationError(f"{args.images}: none of the annotated pictures could be read")
             run = evaluate_results(
-                ground_truth, predictions.entries, model.name, args.score_threshold, predictions.image_ids,
+                ground_truth, predictions.entries, segmenter.name, args.score_threshold, predictions.image_ids,
                 seconds_per_image=statistics.fmean(predictions.seconds), skipped=predictions.skipped,
-                with_masks=model.has_masks,
+                with_masks=segmenter.model.has_masks,
             )
             runs.append(run)
             print("\n".join(format_run(run)), flush=True)

@@ -18,10 +18,8 @@ import numpy as np
 from tqdm import tqdm
 
 from ..detections import Detections
-from ..inference import DEFAULT_MASK_THRESHOLD, DEFAULT_MIN_SCORE, run_inference_for_single_image
-from ..io.coco_results import detections_to_coco
 from ..io.video import Frame, FrameSource, JsonLinesSink, LatestFrameReader, VideoSink, VideoSourceError, iter_frames
-from ..models.loading import SegmentationModel
+from ..predictor import Segmenter
 from ..visualization.display import Window, pump_events
 from ..visualization.drawing import draw_caption, draw_detections
 
@@ -76,26 +74,17 @@ class VideoRunSummary:
         return "; ".join(parts)
 
 
-def segment_frames(
-    model: SegmentationModel,
-    frames: Iterable[Frame],
-    class_ids: Iterable[int] | None = None,
-    min_score: float = DEFAULT_MIN_SCORE,
-    mask_threshold: float = DEFAULT_MASK_THRESHOLD,
-) -> Iterator[SegmentedFrame]:
+def segment_frames(segmenter: Segmenter, frames: Iterable[Frame]) -> Iterator[SegmentedFrame]:
     """Segment each frame as it is taken from `frames`, drawing masks (coloured by class) and an fps line.
 
     Frames are pulled one at a time, only when the previous one is done: with a newest-frame reader this
     is what makes each inference start on the newest frame.
     """
-    wanted = None if class_ids is None else list(class_ids)
     fps = 0.0
     last_started: float | None = None
     for frame in frames:
         started = time.monotonic()
-        detections = run_inference_for_single_image(
-            model, frame.image, wanted, min_score=min_score, mask_threshold=mask_threshold
-        )
+        detections = segmenter(frame.image)
         inference = time.monotonic() - started
         interval = inference if last_started is None else started - last_started
         if interval > 0:
@@ -116,17 +105,14 @@ def frame_record(result: SegmentedFrame, fps: float) -> dict:
         "height": height,
         "width": width,
         "inference_ms": round(1000 * result.inference_seconds, 1),
-        "results": detections_to_coco(result.detections, image_id=result.frame.index),
+        "results": result.detections.to_coco(image_id=result.frame.index),
     }
 
 
 def segment_video(
-    model: SegmentationModel,
+    segmenter: Segmenter,
     source: FrameSource,
     every_frame: bool = False,
-    class_ids: Iterable[int] | None = None,
-    min_score: float = DEFAULT_MIN_SCORE,
-    mask_threshold: float = DEFAULT_MASK_THRESHOLD,
     output: str | Path | None = None,
     json_lines: str | Path | None = None,
     window: Window | None = None,
@@ -157,7 +143,7 @@ def segment_video(
     summary.stop_reason = "end of file" if not source.live else "source ended"
     try:
         frames = iter_frames(source) if reader is None else reader.start().frames()
-        for result in segment_frames(model, frames, class_ids, min_score, mask_threshold):
+        for result in segment_frames(segmenter, frames):
             if sink is not None:
                 if last_written is not None:  # cover the frames skipped since the previous one
                     sink.write(last_written.picture, repeat=result.frame.index - last_written.frame.index - 1)

@@ -7,8 +7,10 @@ from typing import Any
 
 from pycocotools.coco import COCO
 
-from ..evaluation import evaluate_results, predict_pictures
+from ..dataset_predictions import predict_annotated_pictures
+from ..evaluation import evaluate_results
 from ..models.loading import SegmentationModel
+from ..predictor import Segmenter
 from .tfrecords import CocoDataset
 
 
@@ -30,8 +32,8 @@ def validate(model: SegmentationModel, dataset: CocoDataset, image_ids: list[int
     """
     ground_truth = dataset.load()
     image_ids = sorted(ground_truth.getImgIds()) if image_ids is None else list(image_ids)
-    predictions = predict_pictures(model, ground_truth, dataset.images, image_ids, min_score=min_score,
-                                   progress=progress)
+    segmenter = Segmenter(model, min_score=min_score)
+    predictions = predict_annotated_pictures(segmenter, ground_truth, dataset.images, image_ids, progress=progress)
     run = evaluate_results(ground_truth, predictions.entries, model.name, image_ids=image_ids,
                            with_masks=model.has_masks)
     scores = {}

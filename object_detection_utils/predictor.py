@@ -1,0 +1,153 @@
+"""The predictor: a loaded model and the filters that go with it; pictures in, `Detections` out.
+
+    segmenter = Segmenter.load("mask_rcnn_inception_v2_coco_2018_01_28", classes=["person", "car"], min_score=0.7)
+    detections = segmenter(image)                     # one (H, W, 3) RGB picture -> Detections
+    for detections in segmenter(pictures):            # an iterable of pictures -> Detections each, in order
+        ...
+
+Every script and app goes through a `Segmenter`, so the class filter, score and mask thresholds are chosen
+once, where it is built.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, overload
+
+import numpy as np
+
+from .detections import Detections
+from .label_map import LabelMap
+from .models.loading import RawOutputs, SegmentationModel, load_model
+from .models.zoo import DEFAULT_MODEL, find_model
+from .postprocess import DEFAULT_MASK_THRESHOLD, DEFAULT_MIN_SCORE, detections_from_outputs
+
+
+class Segmenter:
+    """A model with its filters: call it on a picture for its `Detections`, or on pictures for a stream of them.
+
+    Args:
+        model: a loaded model (`load_model`), or use `Segmenter.load` with a zoo name or path.
+        classes: keep only these classes, as ids or names of the model's label map (None keeps all). Unknown
+            names raise `LabelMapError` here, before any picture is run.
+        min_score: keep instances scoring at least this.
+        mask_threshold: a mask pixel is set where the resampled soft mask is above this.
+        bgr: pictures come in BGR order (OpenCV's `cv2.imread`, detectron2's habit) instead of RGB.
+    """
+
+    def __init__(
+        self,
+        model: SegmentationModel,
+        classes: Iterable[int | str] | None = None,
+        min_score: float = DEFAULT_MIN_SCORE,
+        mask_threshold: float = DEFAULT_MASK_THRESHOLD,
+        bgr: bool = False,
+    ) -> None:
+        self.model = model
+        self.class_ids: tuple[int, ...] | None = None if classes is None else tuple(model.label_map.resolve(classes))
+        self.min_score = float(min_score)
+        self.mask_threshold = float(mask_threshold)
+        self.bgr = bgr
+
+    @classmethod
+    def load(
+        cls,
+        model: str | Path = DEFAULT_MODEL,
+        models_dir: str | Path | None = None,
+        label_map: LabelMap | str | Path | None = None,
+        **options: Any,
+    ) -> Segmenter:
+        """Load a model by zoo name (downloaded once) or path (folder, `.pb`, `.tar.gz`) and wrap it.
+
+        `options` are the constructor's: `classes`, `min_score`, `mask_threshold`, `bgr`.
+        """
+        return cls(load_model(find_model(model, models_dir), label_map=label_map), **options)
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    @property
+    def label_map(self) -> LabelMap:
+        return self.model.label_map
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """What decides the results besides the picture: the model and the filters (JSON-ready)."""
+        return {
+            "model": self.model.name,
+            "class_ids": None if self.class_ids is None else sorted(self.class_ids),
+            "min_score": self.min_score,
+            "mask_threshold": self.mask_threshold,
+        }
+
+    @overload
+    def __call__(self, images: np.ndarray) -> Detections | Iterator[Detections]: ...
+
+    @overload
+    def __call__(self, images: Iterable[np.ndarray]) -> Iterator[Detections]: ...
+
+    def __call__(self, images):
+        """`segment(picture)` for one (H, W, 3) picture; `segment_many(pictures)` for anything else iterable
+        (a list, a generator, a (B, H, W, 3) array)."""
+        if isinstance(images, np.ndarray) and images.ndim == 3:
+            return self.segment(images)
+        return self.segment_many(images)
+
+    def segment(self, image: np.ndarray) -> Detections:
+        """The instances in one (H, W, 3) uint8 picture."""
+        image = self.prepare(image)
+        return self.postprocess(self.model.predict(image), image.shape[:2])
+
+    def segment_many(self, images: Iterable[np.ndarray], workers: int = 1) -> Iterator[Detections]:
+        """The instances in each picture, in order. The model runs on the calling thread while the previous
+        pictures' post-processing (mask pasting) runs on `workers` threads, so the model is kept busy."""
+        pending: deque[Future[Detections]] = deque()
+        with ThreadPoolExecutor(workers, thread_name_prefix="postprocess") as pool:
+            for image in images:
+                image = self.prepare(image)
+                outputs = self.model.predict(image)
+                pending.append(pool.submit(self.postprocess, outputs, image.shape[:2]))
+                while len(pending) > workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+
+    def prepare(self, image: np.ndarray) -> np.ndarray:
+        """The picture as the model takes it: a checked (H, W, 3) uint8 RGB array."""
+        image = np.asarray(image)
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            order = "BGR" if self.bgr else "RGB"
+            raise ValueError(f"expected an (H, W, 3) uint8 {order} picture, got {image.shape} {image.dtype}")
+        return np.ascontiguousarray(image[:, :, ::-1]) if self.bgr else image
+
+    def predict(self, image: np.ndarray) -> RawOutputs:
+        """The model's raw outputs for one picture (after `prepare`); `postprocess` turns them into `Detections`.
+
+        The two halves apart let a pipeline run the model on one thread and post-process on others.
+        """
+        return self.model.predict(self.prepare(image))
+
+    def postprocess(self, outputs: RawOutputs, image_size: tuple[int, int], index: int = 0) -> Detections:
+        """`Detections` of picture `index` of raw outputs, with this segmenter's filters."""
+        return detections_from_outputs(
+            outputs, image_size, self.model.label_map, index=index, class_ids=self.class_ids,
+            min_score=self.min_score, mask_threshold=self.mask_threshold,
+        )
+
+
+def run_inference_for_single_image(
+    model: SegmentationModel,
+    image: np.ndarray,
+    class_ids: Iterable[int | str] | None = None,
+    min_score: float = DEFAULT_MIN_SCORE,
+    mask_threshold: float = DEFAULT_MASK_THRESHOLD,
+) -> Detections:
+    """The instances in one (H, W, 3) uint8 RGB picture: the TF OD API tutorial's call, on a `Segmenter`.
+
+    `class_ids` keeps only these classes, as ids or names of the model's label map (None keeps all).
+    """
+    return Segmenter(model, classes=class_ids, min_score=min_score, mask_threshold=mask_threshold).segment(image)
