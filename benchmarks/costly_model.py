@@ -32,7 +32,7 @@ def costly_model_dir(layers: int = 8, channels: int = 64) -> Path:
 def build_costly_model(folder: Path, layers: int = 8, channels: int = 64, seed: int = 0) -> Path:
     import tensorflow as tf
 
-    from object_detection_utils.io.images import atomic_file
+    from object_detection_utils.io.atomic import atomic_file
 
     rng = np.random.default_rng(seed)
     graph = tf.Graph()

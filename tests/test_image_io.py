@@ -1,17 +1,22 @@
-"""Reading every kind of picture as upright RGB, clear errors for bad files, atomic writes."""
+"""Reading every kind of picture as upright RGB, clear errors for bad files and oversized pictures, atomic writes."""
 
 from __future__ import annotations
 
 import io
 import os
 import stat
+import struct
+import subprocess
+import sys
+import warnings
+import zlib
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
 
 from object_detection_utils.errors import ImageReadError
-from object_detection_utils.io.images import read_image, write_image
+from object_detection_utils.io.images import DEFAULT_MAX_PIXELS, read_image, write_image
 
 
 def _gradient(height=40, width=60) -> np.ndarray:
@@ -92,21 +97,15 @@ def test_missing_file_and_folder(tmp_path):
         read_image(tmp_path)
 
 
-def test_write_is_atomic_and_leaves_no_temporary_file(tmp_path, monkeypatch):
+def test_write_is_atomic_and_leaves_no_temporary_file(tmp_path):
     target = tmp_path / "out" / "result.png"
     write_image(target, _gradient())
     np.testing.assert_array_equal(read_image(target), _gradient())
-
-    import object_detection_utils.io.images as image_io
-
-    def failing_replace(src, dst):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(image_io.os, "replace", failing_replace)
+    (tmp_path / "out" / "taken.png").mkdir()  # renaming onto a folder fails after the picture is written
     with pytest.raises(OSError):
-        write_image(target, np.zeros((5, 5, 3), np.uint8))
-    np.testing.assert_array_equal(read_image(target), _gradient())  # the old file is intact
-    assert [p.name for p in target.parent.iterdir()] == ["result.png"]
+        write_image(tmp_path / "out" / "taken.png", _gradient())
+    assert sorted(p.name for p in target.parent.iterdir()) == ["result.png", "taken.png"]
+    assert list((tmp_path / "out" / "taken.png").iterdir()) == []
 
 
 def test_jpeg_output_is_a_real_jpeg(tmp_path):
@@ -122,3 +121,66 @@ def test_written_files_get_ordinary_permissions_not_private_ones(tmp_path):
     finally:
         os.umask(umask)
     assert stat.S_IMODE((tmp_path / "shared.png").stat().st_mode) == 0o644
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG file of a few dozen bytes that declares `width` x `height` grayscale pixels (and holds almost none)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    pixels = zlib.compress(b"\0" * 64)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
+def test_a_picture_declaring_too_many_pixels_is_refused_by_name_before_decoding(tmp_path, monkeypatch):
+    pillow_limit = Image.MAX_IMAGE_PIXELS
+    (tmp_path / "bomb.png").write_bytes(_png_header_only(40_000, 40_000))
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda image: pytest.fail("the picture was decoded"))
+    assert 40_000 * 40_000 > DEFAULT_MAX_PIXELS
+    with pytest.raises(ImageReadError) as error:
+        read_image(tmp_path / "bomb.png")
+    assert str(error.value) == (f"{tmp_path / 'bomb.png'}: 40000x40000 pixels is over the limit of "
+                                f"{DEFAULT_MAX_PIXELS} pixels (pass a larger max_pixels to read_image to read it)")
+    assert Image.MAX_IMAGE_PIXELS == pillow_limit
+
+
+def test_max_pixels_is_the_limit_exactly(tmp_path):
+    Image.fromarray(_gradient()).save(tmp_path / "a.png")  # 60x40 = 2400 pixels
+    assert read_image(tmp_path / "a.png", max_pixels=2400).shape == (40, 60, 3)
+    with pytest.raises(ImageReadError, match=r"a.png: 60x40 pixels is over the limit of 2399 pixels"):
+        read_image(tmp_path / "a.png", max_pixels=2399)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".bmp", ".gif"])
+@pytest.mark.parametrize("pillow_limit", [2000, 100])  # Pillow would warn (over 2000) or refuse (over 2 x 100)
+def test_our_limit_decides_not_pillows_process_wide_one(tmp_path, monkeypatch, suffix, pillow_limit):
+    # A low MAX_IMAGE_PIXELS stands for Pillow's default 89 M-pixel threshold below our larger limit.
+    Image.fromarray(_gradient()).save(tmp_path / f"a{suffix}")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", pillow_limit)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Pillow's DecompressionBombWarning would fail the test
+        assert read_image(tmp_path / f"a{suffix}").shape == (40, 60, 3)
+    assert Image.MAX_IMAGE_PIXELS == pillow_limit
+
+
+def test_tiff_over_pillows_own_limit_says_how_to_raise_it(tmp_path, monkeypatch):
+    # TIFF decoding checks Pillow's process-wide limit itself; the error says which limit and how to raise it.
+    Image.fromarray(_gradient()).save(tmp_path / "scan.tif")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    with pytest.raises(ImageReadError, match=r"scan.tif: over Pillow's process-wide limit .* raise "
+                                             r"PIL.Image.MAX_IMAGE_PIXELS to read it"):
+        read_image(tmp_path / "scan.tif")
+
+
+def test_importing_the_package_changes_no_global_state():
+    code = """
+import os, cv2, PIL.Image
+before = (PIL.Image.MAX_IMAGE_PIXELS, cv2.utils.logging.getLogLevel(), dict(os.environ))
+import object_detection_utils, object_detection_utils.io.images, object_detection_utils.io.video
+after = (PIL.Image.MAX_IMAGE_PIXELS, cv2.utils.logging.getLogLevel(), dict(os.environ))
+print(before == after)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout == "True\n", result.stderr

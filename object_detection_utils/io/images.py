@@ -2,44 +2,44 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
-import warnings
-from collections.abc import Iterator
+import struct
 from pathlib import Path
-from typing import IO
+from typing import BinaryIO
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from ..errors import ImageReadError
+from .atomic import write_bytes_atomic
 
 # Suffixes Pillow or OpenCV read, for picking pictures out of a folder.
 IMAGE_SUFFIXES = frozenset(
     ".jpg .jpeg .jpe .png .bmp .dib .gif .tif .tiff .webp .ppm .pgm .pbm .pnm .jp2 .ico .tga".split()
 )
-TEMP_SUFFIX = ".part"  # suffix of the temporary files of atomic writes
-Image.MAX_IMAGE_PIXELS = 30_000 * 30_000  # big scans are fine; decompression bombs beyond this are not
+DEFAULT_MAX_PIXELS = 30_000 * 30_000  # big scans are fine; decompression bombs beyond this are not
 
 
-def read_image(path: str | Path) -> np.ndarray:
+def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Read a picture as an (H, W, 3) RGB uint8 array, upright as its EXIF orientation says.
 
     Grayscale, palette, RGBA/LA (alpha dropped), CMYK, 16-bit and float pictures become 8-bit RGB.
+    A picture declaring more than `max_pixels` pixels is refused before any of it is decoded.
     Raises `ImageReadError` naming the file for anything that is not a complete, readable picture.
     """
     path = Path(path)
     try:
         if path.stat().st_size == 0:
             raise ImageReadError(f"{path}: empty file (0 bytes)")
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                image.load()  # raises on truncated data, where a lazy open would not
-                image = ImageOps.exif_transpose(image)
-                return to_rgb_array(image)
+        with path.open("rb") as file, _open_unchecked(file, path) as image:
+            width, height = image.size
+            if width * height > max_pixels:
+                raise ImageReadError(
+                    f"{path}: {width}x{height} pixels is over the limit of {max_pixels} pixels "
+                    "(pass a larger max_pixels to read_image to read it)"
+                )
+            image.load()  # raises on truncated data, where a lazy open would not
+            return to_rgb_array(ImageOps.exif_transpose(image))
     except ImageReadError:
         raise
     except FileNotFoundError:
@@ -48,8 +48,35 @@ def read_image(path: str | Path) -> np.ndarray:
         raise ImageReadError(f"{path}: is a folder, not a picture") from None
     except UnidentifiedImageError:
         raise ImageReadError(f"{path}: not a picture (unrecognised format)") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+    except Image.DecompressionBombError as error:  # TIFF, WebP and ICO decoders check Pillow's limit themselves
+        raise ImageReadError(
+            f"{path}: over Pillow's process-wide limit for this format ({error}); raise PIL.Image.MAX_IMAGE_PIXELS "
+            "to read it"
+        ) from None
+    except (OSError, SyntaxError, ValueError) as error:
         raise ImageReadError(f"{path}: unreadable picture ({error})") from None
+
+
+def _open_unchecked(file: BinaryIO, path: Path) -> ImageFile.ImageFile:
+    """`Image.open` without its decompression-bomb check, which compares against the process-wide
+    `Image.MAX_IMAGE_PIXELS`: `read_image` applies its own limit instead, and changes no global to do so.
+
+    Tries Pillow's registered formats in Pillow's order, on the same terms as `Image.open`.
+    """
+    Image.preinit()  # the common formats first, as `Image.open` tries them
+    Image.init()
+    prefix = file.read(16)
+    for format_id in Image.ID:
+        factory, accept = Image.OPEN[format_id]
+        accepted = not accept or accept(prefix)
+        if not accepted or isinstance(accepted, str):  # a string says why the format cannot be read here
+            continue
+        file.seek(0)
+        try:
+            return factory(file, str(path))
+        except (SyntaxError, IndexError, TypeError, struct.error):
+            continue
+    raise UnidentifiedImageError(f"cannot identify image file {str(path)!r}")
 
 
 def to_rgb_array(image: Image.Image) -> np.ndarray:
@@ -74,42 +101,6 @@ def encode_image(image: np.ndarray, suffix: str, jpeg_quality: int = 95) -> byte
     if not ok:
         raise ValueError(f"cannot encode a picture as {suffix}")
     return buffer.tobytes()
-
-
-def temp_path_beside(path: Path, keep_suffix: bool = False) -> Path:
-    """A new empty file beside `path` named `.<name>.<random>.part` (or `.<stem>.<random>.part<suffix>` with
-    `keep_suffix`, for writers that pick the format from the suffix), with ordinary file permissions."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if keep_suffix:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f"{TEMP_SUFFIX}{path.suffix}", dir=path.parent)
-    else:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; the finished file gets ordinary permissions
-    return Path(tmp)
-
-
-@contextlib.contextmanager
-def atomic_file(path: str | Path, mode: str = "wb") -> Iterator[IO]:
-    """A file open for writing under a temporary name beside `path`, renamed into place when the block ends
-    without error and removed when it does not: `path` is never half-written."""
-    path = Path(path)
-    tmp = temp_path_beside(path)
-    try:
-        with tmp.open(mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})) as file:
-            yield file
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def write_bytes_atomic(path: str | Path, data: bytes) -> None:
-    """Write `data` to a temporary file beside `path`, then rename it into place."""
-    with atomic_file(path) as file:
-        file.write(data)
 
 
 def write_image(path: str | Path, image: np.ndarray, jpeg_quality: int = 95) -> None:

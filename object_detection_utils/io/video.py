@@ -7,6 +7,8 @@ rename on close, so an output path only ever holds a finished file.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import logging
 import os
@@ -17,14 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's own chatter; our errors say what went wrong
-os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+import cv2
+import numpy as np
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-
-from ..errors import InstanceSegmentationError  # noqa: E402
-from .images import temp_path_beside  # noqa: E402
+from ..errors import StreamDroppedError, VideoSourceError, VideoWriteError
+from .atomic import atomic_file, atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -36,16 +35,17 @@ FOURCC_BY_SUFFIX = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJP
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
 
 
-class VideoSourceError(InstanceSegmentationError):
-    """A camera, file or stream could not be opened or read."""
+@functools.cache
+def _quiet_video_backends() -> None:
+    """Silence FFmpeg's and OpenCV's own messages about bad input: our errors say what went wrong.
 
-
-class StreamDroppedError(VideoSourceError):
-    """A live source stopped delivering frames and did not come back after reconnecting."""
-
-
-class VideoWriteError(InstanceSegmentationError):
-    """An output video could not be written."""
+    Called before the first capture or writer, not at import. FFmpeg's level can only be set through
+    OPENCV_FFMPEG_LOGLEVEL, which OpenCV reads once, when its FFmpeg back-end first starts; OpenCV's own
+    level is set at run time. Levels the user set in the environment are kept.
+    """
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    if "OPENCV_LOG_LEVEL" not in os.environ:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,7 @@ class CaptureSource:
     def __init__(self, target: int | str, name: str, live: bool) -> None:
         self.name = name
         self.live = live
+        _quiet_video_backends()
         self._capture = cv2.VideoCapture(target)
         if not self._capture.isOpened():
             self._capture.release()
@@ -342,7 +343,7 @@ class VideoSink:
         self.size: tuple[int, int] | None = None  # (width, height)
         self.frames_written = 0
         self._writer: cv2.VideoWriter | None = None
-        self._tmp: Path | None = None
+        self._output: contextlib.ExitStack | None = None  # holds the atomic_path the writer fills until close
 
     def write(self, image: np.ndarray, repeat: int = 1) -> None:
         """Append an (H, W, 3) RGB frame `repeat` times."""
@@ -357,11 +358,13 @@ class VideoSink:
         self.frames_written += repeat
 
     def _open(self, width: int, height: int) -> None:
-        self._tmp = temp_path_beside(self.path, keep_suffix=True)
-        writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (width, height))
-        if not writer.isOpened():
-            self._tmp.unlink(missing_ok=True)
-            raise VideoWriteError(f"{self.path}: cannot write {self.fourcc} video of {width}x{height}")
+        _quiet_video_backends()
+        with contextlib.ExitStack() as output:
+            tmp = output.enter_context(atomic_path(self.path, keep_suffix=True))
+            writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (width, height))
+            if not writer.isOpened():
+                raise VideoWriteError(f"{self.path}: cannot write {self.fourcc} video of {width}x{height}")
+            self._output = output.pop_all()
         self._writer = writer
         self.size = (width, height)
 
@@ -370,14 +373,14 @@ class VideoSink:
         if self._writer is not None:
             self._writer.release()
             self._writer = None
-            os.replace(self._tmp, self.path)
+            self._output.close()
 
     def abort(self) -> None:
         """Drop what was written; the output path is left as it was."""
         if self._writer is not None:
             self._writer.release()
             self._writer = None
-            self._tmp.unlink(missing_ok=True)
+            _discard(self._output)
 
     def __enter__(self) -> VideoSink:
         return self
@@ -391,8 +394,8 @@ class JsonLinesSink:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._tmp = temp_path_beside(self.path, keep_suffix=True)
-        self._file = self._tmp.open("w", encoding="utf-8")
+        self._output = contextlib.ExitStack()  # holds the atomic_file until close
+        self._file = self._output.enter_context(atomic_file(self.path, "w"))
         self.lines_written = 0
 
     def write(self, record: dict[str, Any]) -> None:
@@ -401,16 +404,21 @@ class JsonLinesSink:
 
     def close(self) -> None:
         if not self._file.closed:
-            self._file.close()
-            os.replace(self._tmp, self.path)
+            self._output.close()
 
     def abort(self) -> None:
         if not self._file.closed:
-            self._file.close()
-            self._tmp.unlink(missing_ok=True)
+            _discard(self._output)
 
     def __enter__(self) -> JsonLinesSink:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _discard(output: contextlib.ExitStack) -> None:
+    """Leave a held `atomic_file`/`atomic_path` as a failed block would: the temporary file is removed and
+    the destination left as it was."""
+    error = VideoWriteError("output discarded")
+    output.__exit__(type(error), error, None)

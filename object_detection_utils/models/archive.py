@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import shutil
 import tarfile
-import tempfile
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from ..errors import ModelLoadError
+from ..io.atomic import atomic_directory
 from .cache import cache_dir
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
@@ -22,20 +21,11 @@ def extract_archive(archive: Path, destination: Path) -> Path:
     The archive is unpacked into a temporary sibling folder that is renamed into place only when complete, so
     an interrupted extraction never looks like a finished one.
     """
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".part", dir=destination.parent))
     try:
-        with tarfile.open(archive) as tar:
+        with atomic_directory(destination) as staging, tarfile.open(archive) as tar:
             tar.extractall(staging, filter=_safe_member)
-        try:
-            staging.rename(destination)
-        except OSError:  # another process finished first: theirs is as good as ours
-            if not destination.is_dir():
-                raise
     except (tarfile.TarError, EOFError, OSError) as error:
         raise ModelLoadError(f"{archive}: cannot extract archive: {error}") from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return destination
 
 

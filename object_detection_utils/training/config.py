@@ -51,9 +51,9 @@ class TrainOptions:
         return cls(**json.loads(text))
 
     def save(self, model_dir: Path) -> None:
-        from ..io.images import write_bytes_atomic
+        from ..io.atomic import write_text_atomic
 
-        write_bytes_atomic(Path(model_dir) / OPTIONS_FILE, self.to_json().encode("utf-8"))
+        write_text_atomic(Path(model_dir) / OPTIONS_FILE, self.to_json())
 
     @classmethod
     def load(cls, model_dir: str | Path) -> TrainOptions:

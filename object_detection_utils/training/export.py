@@ -16,11 +16,10 @@ The folder holds `saved_model/`, `label_map.pbtxt` and the training options, lik
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 from pathlib import Path
 
 from ..errors import InstanceSegmentationError
+from ..io.atomic import atomic_directory
 from ..label_map import LabelMap
 from .config import OPTIONS_FILE, TrainOptions, experiment_config
 
@@ -72,30 +71,20 @@ def export_saved_model(
     if checkpoint is not None:
         status = tf.train.Checkpoint(model=module.model).read(checkpoint)
         status.expect_partial()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
     tf_log = logging.getLogger("tensorflow")
     level = tf_log.level
     tf_log.setLevel(logging.ERROR)  # Keras warns about every training-only layer it does not serialise
     try:
-        tf.saved_model.save(module, str(staging / "saved_model"), signatures={"serving_default": module.detect})
-        if checkpoint is not None:
-            status.assert_existing_objects_matched()
-        (staging / LABEL_MAP_FILE).write_text(label_map.to_pbtxt(), encoding="utf-8")
-        (staging / OPTIONS_FILE).write_text(options.to_json(), encoding="utf-8")
-        if output.exists():
-            previous = output.with_name(f".{output.name}.old")
-            shutil.rmtree(previous, ignore_errors=True)
-            output.rename(previous)
-            staging.rename(output)
-            shutil.rmtree(previous, ignore_errors=True)
-        else:
-            staging.rename(output)
+        with atomic_directory(output, replace=True) as staging:
+            tf.saved_model.save(module, str(staging / "saved_model"), signatures={"serving_default": module.detect})
+            if checkpoint is not None:
+                status.assert_existing_objects_matched()
+            (staging / LABEL_MAP_FILE).write_text(label_map.to_pbtxt(), encoding="utf-8")
+            (staging / OPTIONS_FILE).write_text(options.to_json(), encoding="utf-8")
     except AssertionError as error:
         raise InstanceSegmentationError(f"{checkpoint}: checkpoint does not fit the model ({error})") from None
     finally:
         tf_log.setLevel(level)
-        shutil.rmtree(staging, ignore_errors=True)
     return output
 
 

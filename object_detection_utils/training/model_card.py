@@ -4,12 +4,11 @@ when the folder is placed under ../shared/models/)."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..io.images import write_bytes_atomic
+from ..io.atomic import write_bytes_atomic, write_text_atomic
 from ..label_map import LabelMap
 from .config import TrainOptions, backbone_depth
 
@@ -99,9 +98,8 @@ def write_model_card(export_dir: str | Path, text: str, examples: Iterable[Examp
     """Copy the example pictures from `images_dir` into `export_dir/examples/` and write `export_dir/README.md`."""
     export_dir = Path(export_dir)
     for example in examples:
-        target = export_dir / EXAMPLES_DIR / example.file_name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(Path(images_dir) / example.file_name, target)
+        source = Path(images_dir) / example.file_name
+        write_bytes_atomic(export_dir / EXAMPLES_DIR / example.file_name, source.read_bytes())
     path = export_dir / README_FILE
-    write_bytes_atomic(path, text.encode("utf-8"))
+    write_text_atomic(path, text)
     return path

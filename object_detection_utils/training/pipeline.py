@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..errors import InstanceSegmentationError
-from ..io.images import write_bytes_atomic
+from ..errors import DatasetError, InstanceSegmentationError
+from ..io.atomic import remove_stale_temp_files, write_text_atomic
 from ..label_map import LabelMap
 from .config import TrainOptions
-from .tfrecords import CocoDataset, DatasetError, write_tfrecord
+from .tfrecords import CocoDataset, write_tfrecord
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,8 @@ def run_training(split: Split, options: TrainOptions, label_map: LabelMap, model
 
     model_dir, export_dir = Path(model_dir), Path(export_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomic(model_dir / LABEL_MAP_FILE, label_map.to_pbtxt().encode("utf-8"))  # for `export` later
+    remove_stale_temp_files(model_dir)  # a killed run's half-written TFRecord, which can be large
+    write_text_atomic(model_dir / LABEL_MAP_FILE, label_map.to_pbtxt())  # for `export` later
     records = model_dir / "data" / "train.tfrecord"
     write_tfrecord(split.train, records, split.train_ids, progress=progress)
     result = train(options, records, model_dir, progress=progress)

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from ..errors import ImageReadError, InstanceSegmentationError
+from ..errors import DatasetError, ImageReadError
+from ..io.atomic import atomic_path
 from ..io.images import read_image
 from ..label_map import LabelMap
-
-
-class DatasetError(InstanceSegmentationError):
-    """An annotations file or picture folder cannot be used for training."""
 
 
 @dataclass(frozen=True)
@@ -67,10 +63,8 @@ def write_tfrecord(dataset: CocoDataset, output: str | Path, image_ids: list[int
     coco = dataset.load()
     image_ids = sorted(coco.getImgIds()) if image_ids is None else image_ids
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    temporary = output.with_name(f".{output.name}.part")
     written = 0
-    with tf.io.TFRecordWriter(str(temporary)) as writer:
+    with atomic_path(output) as temporary, tf.io.TFRecordWriter(str(temporary)) as writer:
         for image_id in tqdm(image_ids, desc=f"converting {output.name}", unit="picture", disable=not progress):
             info = coco.imgs[image_id]
             try:
@@ -89,8 +83,6 @@ def write_tfrecord(dataset: CocoDataset, output: str | Path, image_ids: list[int
             is_crowd = np.array([a.get("iscrowd", 0) for a in annotations], np.int64)[keep]
             writer.write(example_from_picture(image, masks[keep], class_ids, is_crowd, str(image_id)))
             written += 1
-    if written == 0:
-        temporary.unlink(missing_ok=True)
-        raise DatasetError(f"{dataset.annotations}: no readable pictures in {dataset.images}")
-    os.replace(temporary, output)
+        if written == 0:
+            raise DatasetError(f"{dataset.annotations}: no readable pictures in {dataset.images}")
     return written

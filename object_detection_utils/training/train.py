@@ -58,12 +58,12 @@ def record_session(model_dir: Path, first_step: int, last_step: int, seconds: fl
     """Add one training session to `model_dir`'s log; returns the training seconds of all sessions."""
     import json
 
-    from ..io.images import write_bytes_atomic
+    from ..io.atomic import write_text_atomic
 
     sessions = _sessions(model_dir)
     if last_step > first_step:
         sessions.append({"first_step": first_step, "last_step": last_step, "seconds": round(seconds, 1)})
-        write_bytes_atomic(model_dir / SESSIONS_FILE, json.dumps(sessions, indent=1).encode("utf-8"))
+        write_text_atomic(model_dir / SESSIONS_FILE, json.dumps(sessions, indent=1))
     return _total_seconds(sessions)
 
 
