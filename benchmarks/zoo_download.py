@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from object_detection_utils.models import zoo  # noqa: E402
+from object_detection_utils.models import catalogue, zoo  # noqa: E402
 from object_detection_utils.models.download import fetch_model  # noqa: E402
 
 
@@ -63,7 +63,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
-    entry = zoo.CATALOGUE[zoo.DEFAULT_MODEL]
+    entry = catalogue.CATALOGUE[zoo.DEFAULT_MODEL]
     with tempfile.TemporaryDirectory(prefix="zoo-bench-") as tmp:
         folder = Path(tmp)
         archive = build_archive(folder, entry.name, args.megabytes)
@@ -71,7 +71,7 @@ def main() -> None:
         handler = functools.partial(QuietHandler, directory=str(archive.parent))
         httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         threading.Thread(target=httpd.serve_forever, daemon=True).start()
-        os.environ[zoo.ZOO_URL_ENV] = f"http://127.0.0.1:{httpd.server_address[1]}"
+        os.environ[catalogue.ZOO_URL_ENV] = f"http://127.0.0.1:{httpd.server_address[1]}"
 
         baseline, fetch = [], []
         rss_before = peak_rss_mb()

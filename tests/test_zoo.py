@@ -8,6 +8,7 @@ import hashlib
 import io
 import os
 import queue
+import shutil
 import socket
 import subprocess
 import sys
@@ -21,12 +22,13 @@ import tiny_model
 from zoo_server import ZooServer, tar_gz
 
 import instance_segmentation
-from object_detection_utils import load_model
+from object_detection_utils import load_model, write_image
 from object_detection_utils.apps import cli
 from object_detection_utils.errors import ModelLoadError
-from object_detection_utils.models import zoo
+from object_detection_utils.models import catalogue, zoo
 from object_detection_utils.models.archive import extract_archive
 from object_detection_utils.models.download import DownloadError, file_lock
+from object_detection_utils.models.loading import is_model_folder
 
 REPO = Path(__file__).resolve().parent.parent
 TF1_NAME = "mask_rcnn_inception_v2_coco_2018_01_28"
@@ -38,7 +40,7 @@ TF2_NAME = "mask_rcnn_inception_resnet_v2_1024x1024_coco17_gpu-8"
 def zoo_archives(tiny_frozen_dir, tiny_saved_dir, tiny_boxes_only_dir) -> dict[str, bytes]:
     """URL path -> a zoo-layout archive of the right tiny model, for every catalogued model."""
     archives = {}
-    for model in zoo.CATALOGUE.values():
+    for model in catalogue.CATALOGUE.values():
         if model.kind == "saved_model":
             source = tiny_saved_dir
         else:
@@ -50,7 +52,7 @@ def zoo_archives(tiny_frozen_dir, tiny_saved_dir, tiny_boxes_only_dir) -> dict[s
 @pytest.fixture
 def server(zoo_archives, monkeypatch):
     server = ZooServer(zoo_archives)
-    monkeypatch.setenv(zoo.ZOO_URL_ENV, server.url)
+    monkeypatch.setenv(catalogue.ZOO_URL_ENV, server.url)
     yield server
     server.stop()
 
@@ -71,13 +73,13 @@ def no_network(monkeypatch):
 
 
 def archive_of(server: ZooServer, name: str) -> bytes:
-    return server.files[f"/{zoo.CATALOGUE[name].archive_path}"]
+    return server.files[f"/{catalogue.CATALOGUE[name].archive_path}"]
 
 
 # --- the catalogue ---------------------------------------------------------------------------------------------
 
 def test_catalogue_has_the_zoo_mask_models_with_published_figures():
-    mask_models = {name: model for name, model in zoo.CATALOGUE.items() if model.has_masks}
+    mask_models = {name: model for name, model in catalogue.CATALOGUE.items() if model.has_masks}
     assert set(mask_models) == {
         "mask_rcnn_inception_v2_coco_2018_01_28", "mask_rcnn_resnet50_atrous_coco_2018_01_28",
         "mask_rcnn_resnet101_atrous_coco_2018_01_28", "mask_rcnn_inception_resnet_v2_atrous_coco_2018_01_28",
@@ -89,29 +91,33 @@ def test_catalogue_has_the_zoo_mask_models_with_published_figures():
     assert figures["mask_rcnn_resnet101_atrous_coco_2018_01_28"] == (470, 33, None, "frozen_graph")
     assert figures["mask_rcnn_inception_resnet_v2_atrous_coco_2018_01_28"] == (771, 36, None, "frozen_graph")
     assert figures[TF2_NAME] == (301, 39.0, 34.6, "saved_model")
-    assert all(m.label_map == "mscoco_label_map.pbtxt" for m in zoo.CATALOGUE.values())
-    assert {m.name for m in zoo.CATALOGUE.values() if not m.has_masks} == {
+    assert {m.name for m in catalogue.CATALOGUE.values() if not m.has_masks} == {
         "ssd_mobilenet_v2_coco_2018_03_29", "faster_rcnn_inception_v2_coco_2018_01_28",
         "faster_rcnn_resnet50_coco_2018_01_28",
     }
 
 
+def test_the_default_model_is_catalogued():
+    assert catalogue.catalogued(zoo.DEFAULT_MODEL).has_masks
+
+
 def test_urls_follow_the_zoo_layout_and_the_mirror_variable(monkeypatch):
-    monkeypatch.delenv(zoo.ZOO_URL_ENV, raising=False)
-    assert zoo.CATALOGUE[TF1_NAME].url == f"http://download.tensorflow.org/models/object_detection/{TF1_NAME}.tar.gz"
-    assert zoo.CATALOGUE[TF2_NAME].url == (
+    monkeypatch.delenv(catalogue.ZOO_URL_ENV, raising=False)
+    assert catalogue.CATALOGUE[TF1_NAME].url == (
+        f"http://download.tensorflow.org/models/object_detection/{TF1_NAME}.tar.gz")
+    assert catalogue.CATALOGUE[TF2_NAME].url == (
         f"http://download.tensorflow.org/models/object_detection/tf2/20200711/{TF2_NAME}.tar.gz")
-    monkeypatch.setenv(zoo.ZOO_URL_ENV, "http://mirror.example/zoo/")
-    assert zoo.CATALOGUE[TF2_NAME].url == f"http://mirror.example/zoo/tf2/20200711/{TF2_NAME}.tar.gz"
+    monkeypatch.setenv(catalogue.ZOO_URL_ENV, "http://mirror.example/zoo/")
+    assert catalogue.CATALOGUE[TF2_NAME].url == f"http://mirror.example/zoo/tf2/20200711/{TF2_NAME}.tar.gz"
 
 
 def test_aliases_resolve_to_full_names():
-    assert zoo.catalogued(TF1_ALIAS).name == TF1_NAME
-    assert zoo.catalogued("mask_rcnn_resnet50_atrous_coco").name == "mask_rcnn_resnet50_atrous_coco_2018_01_28"
-    assert zoo.catalogued("mask_rcnn_inception_resnet_v2_1024x1024").name == TF2_NAME
-    assert zoo.catalogued(TF1_NAME).name == TF1_NAME
-    assert zoo.catalogued("mask_rcnn") is None
-    assert len(zoo.ALIASES) == len(zoo.CATALOGUE)  # no alias shadows another
+    assert catalogue.catalogued(TF1_ALIAS).name == TF1_NAME
+    assert catalogue.catalogued("mask_rcnn_resnet50_atrous_coco").name == "mask_rcnn_resnet50_atrous_coco_2018_01_28"
+    assert catalogue.catalogued("mask_rcnn_inception_resnet_v2_1024x1024").name == TF2_NAME
+    assert catalogue.catalogued(TF1_NAME).name == TF1_NAME
+    assert catalogue.catalogued("mask_rcnn") is None
+    assert len(catalogue.ALIASES) == len(catalogue.CATALOGUE)  # no alias shadows another
 
 
 def test_unknown_name_lists_close_matches(models_dir, no_network):
@@ -168,10 +174,8 @@ def _refuse_network(*args, **kwargs):
 
 def test_every_catalogued_name_works_from_the_script(server, models_dir, tmp_path, capsys):
     picture = tmp_path / "black.png"
-    from object_detection_utils import write_image
-
     write_image(picture, np.zeros((40, 60, 3), np.uint8))  # row 2 scores 0: only rows 0 and 1 are kept
-    for model in zoo.CATALOGUE.values():
+    for model in catalogue.CATALOGUE.values():
         for spec in (model.alias, model.name):  # the first downloads, the second finds it
             output = tmp_path / f"{spec}.png"
             code = cli.run_main(instance_segmentation.main, [
@@ -181,7 +185,7 @@ def test_every_catalogued_name_works_from_the_script(server, models_dir, tmp_pat
             assert code == 0, spec
             assert [line.split("\t")[1:3] for line in out] == [["person", "0.95"], ["dog", "0.80"]], spec
             assert output.is_file()
-    assert len(server.archive_requests()) == len(zoo.CATALOGUE)  # each archive fetched exactly once
+    assert len(server.archive_requests()) == len(catalogue.CATALOGUE)  # each archive fetched exactly once
     assert zoo.find_model(TF2_NAME, models_dir) == models_dir / TF2_NAME
     assert (models_dir / TF2_NAME / "saved_model" / "saved_model.pb").is_file()
 
@@ -242,9 +246,9 @@ def test_default_folder_is_the_cache(server, tmp_path, monkeypatch):
 
 # --- verification ----------------------------------------------------------------------------------------------
 
-def _with_sha256(monkeypatch, name: str, sha256: str | None) -> zoo.ZooModel:
-    entry = dataclasses.replace(zoo.CATALOGUE[name], sha256=sha256)
-    monkeypatch.setitem(zoo.CATALOGUE, name, entry)
+def _with_sha256(monkeypatch, name: str, sha256: str | None) -> catalogue.ZooModel:
+    entry = dataclasses.replace(catalogue.CATALOGUE[name], sha256=sha256)
+    monkeypatch.setitem(catalogue.CATALOGUE, name, entry)
     return entry
 
 
@@ -267,8 +271,6 @@ def test_checksum_mismatch_removes_the_bad_file(server, models_dir, monkeypatch)
 def test_a_changed_archive_is_caught_by_the_recorded_digest(server, models_dir, tiny_boxes_only_dir):
     first = zoo.find_model(TF1_ALIAS, models_dir)
     recorded = hashlib.sha256(archive_of(server, TF1_NAME)).hexdigest()
-    import shutil
-
     shutil.rmtree(first)  # the user deletes the model; meanwhile the server's archive changed
     server.files[f"/{TF1_NAME}.tar.gz"] = tar_gz({TF1_NAME: tiny_boxes_only_dir})
     digest_file = models_dir / ".downloads" / f"{TF1_NAME}.tar.gz.sha256"
@@ -278,7 +280,7 @@ def test_a_changed_archive_is_caught_by_the_recorded_digest(server, models_dir, 
     assert not first.exists()
     assert not (models_dir / ".downloads" / f"{TF1_NAME}.tar.gz.part").exists()
     digest_file.unlink()  # the user accepts the new archive
-    assert zoo.is_model_folder(zoo.find_model(TF1_ALIAS, models_dir))
+    assert is_model_folder(zoo.find_model(TF1_ALIAS, models_dir))
 
 
 # --- interrupted downloads -------------------------------------------------------------------------------------
@@ -287,7 +289,8 @@ def test_truncated_download_resumes_with_a_range_request(server, models_dir):
     archive = archive_of(server, TF1_NAME)
     half = len(archive) // 2
     server.truncate_next = half
-    with pytest.raises(DownloadError, match=f"download interrupted at {half} of {len(archive)} bytes.*run again to resume"):
+    with pytest.raises(DownloadError,
+                       match=f"download interrupted at {half} of {len(archive)} bytes.*run again to resume"):
         zoo.find_model(TF1_ALIAS, models_dir)
     part = models_dir / ".downloads" / f"{TF1_NAME}.tar.gz.part"
     assert part.read_bytes() == archive[:half]
@@ -397,13 +400,34 @@ def test_archive_without_a_model_is_refused(server, models_dir):
     assert sorted(p.name for p in (models_dir / ".downloads").iterdir()) == [f"{TF1_NAME}.lock"]
 
 
+def test_archive_without_a_top_folder_becomes_the_model_folder(server, models_dir, tiny_frozen_dir):
+    graph = (tiny_frozen_dir / "frozen_inference_graph.pb").read_bytes()
+    server.files[f"/{TF1_NAME}.tar.gz"] = tar_gz({"frozen_inference_graph.pb": graph, "notes.txt": b"flat"})
+    path = zoo.find_model(TF1_ALIAS, models_dir)
+    assert path == models_dir / TF1_NAME
+    assert sorted(p.name for p in path.iterdir()) == ["frozen_inference_graph.pb", "notes.txt"]
+    assert (path / "frozen_inference_graph.pb").read_bytes() == graph
+    assert sorted(p.name for p in models_dir.iterdir()) == [".downloads", TF1_NAME]  # no staging folder left
+
+
+def test_what_a_killed_unpacking_left_is_removed_by_the_next_fetch(server, models_dir):
+    killed = models_dir / f".{TF1_NAME}.k1ll3d_.part"  # atomic_directory's staging name for the model folder
+    (killed / "half").mkdir(parents=True)
+    another = models_dir / f".{TF2_NAME}.k1ll3d_.part"  # another model's: its own fetch cleans it
+    another.mkdir()
+    assert zoo.find_model(TF1_ALIAS, models_dir) == models_dir / TF1_NAME
+    assert sorted(p.name for p in models_dir.iterdir()) == [".downloads", another.name, TF1_NAME]
+    assert sorted(p.name for p in (models_dir / TF1_NAME).iterdir()) == ["frozen_inference_graph.pb"]
+
+
 # --- two processes at once -------------------------------------------------------------------------------------
 
 def test_two_processes_fetching_at_once_download_once(server, models_dir):
     """The second process waits on the lock while the first is mid-download, then finds the finished folder."""
     server.hold = threading.Event()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    code = "import sys; from object_detection_utils.models.zoo import find_model; print(find_model(sys.argv[1], sys.argv[2]))"
+    code = ("import sys; from object_detection_utils.models.zoo import find_model; "
+            "print(find_model(sys.argv[1], sys.argv[2]))")
     command = [sys.executable, "-c", code, TF1_ALIAS, str(models_dir)]
     first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -424,7 +448,7 @@ def test_two_processes_fetching_at_once_download_once(server, models_dir):
     assert second.returncode == 0
     assert first_out.strip() == second_out.strip() == str(models_dir / TF1_NAME)
     assert len(server.archive_requests()) == 1
-    assert zoo.is_model_folder(models_dir / TF1_NAME)
+    assert is_model_folder(models_dir / TF1_NAME)
 
 
 def test_file_lock_excludes_a_second_holder(tmp_path):
@@ -460,7 +484,7 @@ def _listing(argv: list[str], capsys) -> dict[str, list[str]]:
 
 def test_list_models_tells_the_truth_about_the_cache(server, models_dir, capsys):
     rows = _listing(["--list-models", "--models-dir", str(models_dir)], capsys)
-    assert list(rows) == list(zoo.CATALOGUE)
+    assert list(rows) == list(catalogue.CATALOGUE)
     assert all(row[-2:] == ["no", "-"] for row in rows.values())
     assert rows[TF1_NAME][:9] == [TF1_NAME, TF1_ALIAS, "TF1", "graph", "masks", "79", "ms", "25", "-"]
     assert rows[TF2_NAME][2:9] == ["TF2", "saved", "masks", "301", "ms", "39.0", "34.6"]
@@ -474,7 +498,7 @@ def test_list_models_tells_the_truth_about_the_cache(server, models_dir, capsys)
     assert rows[TF1_NAME][-3:] == ["yes", *zoo.format_size(folder_size).split()]
     tf2_size = len(archive_of(server, TF2_NAME))
     assert rows[TF2_NAME][-3:] == ["archive", *zoo.format_size(tf2_size).split()]
-    assert sum(row[-2:] == ["no", "-"] for row in rows.values()) == len(zoo.CATALOGUE) - 2
+    assert sum(row[-2:] == ["no", "-"] for row in rows.values()) == len(catalogue.CATALOGUE) - 2
 
 
 def test_list_models_needs_no_network_and_leaves_other_parsing_alone(models_dir, capsys, no_network):

@@ -6,8 +6,9 @@ Everything in flight lives in `<models dir>/.downloads/`:
     <name>.lock        held while one process fetches <name>; a second one waits, then finds the model there
     <archive>.sha256   the digest of the archive as first downloaded ("<hex>  <archive>", as sha256sum writes)
 
-The unpacked model is renamed to `<models dir>/<name>/` only once complete, so a model folder that exists is
-always whole, and a later run finds it without any network access.
+The model is unpacked into a temporary folder beside `<models dir>/<name>/` (`atomic_directory`) and renamed
+to it only once complete, so a model folder that exists is always whole, and a later run finds it without any
+network access.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -27,22 +29,15 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..errors import ModelLoadError
-from ..io.images import write_bytes_atomic
+from ..errors import DownloadError, ModelLoadError, NoConnection
+from ..io.atomic import TEMP_SUFFIX, atomic_directory, is_temp_name, write_bytes_atomic
 from .archive import extract_archive
-from .zoo import ZooModel, is_model_folder
+from .catalogue import ZooModel
+from .loading import is_model_folder
 
 CHUNK_BYTES = 1 << 20
 TIMEOUT_SECONDS = 30
 USER_AGENT = "instance-segmentation (python urllib)"
-
-
-class DownloadError(ModelLoadError):
-    """An archive could not be fetched or did not verify; the message says what to do."""
-
-
-class NoConnection(DownloadError):
-    """The server could not be reached at all (offline, wrong address, firewall)."""
 
 
 def fetch_model(model: ZooModel, models_dir: Path, progress: bool = True) -> Path:
@@ -204,21 +199,25 @@ def read_digest(path: Path) -> str | None:
 
 def unpack_model(archive: Path, target: Path) -> Path:
     """Extract a zoo archive (`<name>/frozen_inference_graph.pb` ...) so that it becomes the folder `target`."""
-    staging = target.parent / ".downloads" / f"{target.name}.unpacked"
-    shutil.rmtree(staging, ignore_errors=True)  # left by a crash; we hold the lock
-    try:
-        extract_archive(archive, staging)  # refuses members that would land outside staging
-        entries = [p for p in staging.iterdir() if not p.name.startswith(".")]
-        model_root = entries[0] if len(entries) == 1 and entries[0].is_dir() else staging
+    _remove_killed_unpacking(target)
+    with atomic_directory(target) as staging:
+        # a random name, so that no member of the archive can be called the same
+        unpacked = extract_archive(archive, Path(tempfile.mkdtemp(dir=staging)) / "archive")
+        entries = [p for p in unpacked.iterdir() if not p.name.startswith(".")]
+        model_root = entries[0] if len(entries) == 1 and entries[0].is_dir() else unpacked
         if not is_model_folder(model_root):
             raise ModelLoadError(f"{archive}: the archive holds no detection model (no frozen graph or SavedModel)")
-        try:
-            model_root.rename(target)
-        except OSError as error:
-            raise ModelLoadError(f"{target}: cannot put the unpacked model in place: {error}") from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        for entry in list(model_root.iterdir()):
+            entry.rename(staging / entry.name)
+        shutil.rmtree(unpacked.parent)
     return target
+
+
+def _remove_killed_unpacking(target: Path) -> None:
+    """Delete the temporary folders a killed unpacking of `target` left beside it (the caller holds its lock)."""
+    for path in target.parent.glob(f".*{TEMP_SUFFIX}"):
+        if is_temp_name(path.name) and path.name[1:].rsplit(".", 2)[0] == target.name:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def manual_hint(model: ZooModel, models_dir: Path) -> str:

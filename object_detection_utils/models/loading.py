@@ -90,8 +90,16 @@ def _native_stderr_silenced():
 
 @functools.cache
 def _tf():
-    """TensorFlow, imported on first use (it takes seconds) with GPUs set to allocate memory as needed."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """TensorFlow, imported on first use (it takes seconds) with GPUs set to allocate memory as needed.
+
+    TensorFlow's C++ side logs straight to fd 2, not only at import but whenever it likes, e.g. at the first
+    run of a graph ("E tensorflow/core/util/util.cc:131] oneDNN supports DT_BOOL only on platforms with
+    AVX-512"). Level 3 of TF_CPP_MIN_LOG_LEVEL keeps INFO, WARNING and ERROR lines out of a normal run: a real
+    failure still reaches us as a Python exception with its message, and FATAL lines still print. A level the
+    user set wins (TF_CPP_MIN_LOG_LEVEL=0 shows everything); TensorFlow reads it once, so it is set here,
+    just before the import, and not when the package is imported.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     with _native_stderr_silenced():
         import tensorflow as tf
 
@@ -178,6 +186,15 @@ def locate_model(source: Path) -> tuple[str, Path]:
     raise ModelLoadError(
         f"{source}: not a model folder (expected {FROZEN_GRAPH_NAME}, saved_model/saved_model.pb or saved_model.pb)"
     )
+
+
+def is_model_folder(path: Path) -> bool:
+    """Whether `path` is a folder that `load_model` can run (a TF1 or TF2 zoo layout)."""
+    try:
+        locate_model(path)
+    except (ModelLoadError, OSError):
+        return False
+    return path.is_dir()
 
 
 def _resolve_label_map(label_map: LabelMap | str | Path | None, source: Path) -> LabelMap:
