@@ -17,6 +17,7 @@ from pathlib import Path
 
 from object_detection_utils.apps import cli
 from object_detection_utils.apps.batch import BatchOptions, find_pictures, run_batch, stop_on_interrupt
+from object_detection_utils.apps.batch.output_folder import claim_output_folder
 
 DEFAULT_INPUT = "images"
 
@@ -44,6 +45,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     tuning.add_argument("--writers", type=int, default=2, help="drawing/encoding/writing threads (default: 2)")
     tuning.add_argument("--prefetch", type=int, default=4, help="decoded pictures waiting for the model (default: 4)")
     tuning.add_argument("--no-progress", action="store_true", help="no progress bar")
+    cli.add_picture_arguments(parser)
     cli.add_model_arguments(parser)
     args = cli.parse_args(parser, argv)
     if args.no_overlay and not (args.masks or args.coco_json or args.summary):
@@ -61,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: no pictures found in {DEFAULT_INPUT}/: put pictures there, or pass -i FOLDER_OR_GLOB "
                   f"(e.g. -i photos/ or -i 'shots/**/*.jpg')", file=sys.stderr)
         return 1
+    with claim_output_folder(args.output):  # unwritable or busy: say so before the slow model load
+        pass
     segmenter = cli.segmenter_from_args(args)
     options = BatchOptions(
         output_dir=args.output,
@@ -70,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         summary=args.summary,
         overwrite=args.overwrite,
         jpeg_quality=args.jpeg_quality,
+        max_pixels=args.max_pixels,
     )
     with stop_on_interrupt() as stop:
         report = run_batch(segmenter, pictures, options, readers=args.readers, writers=args.writers,
@@ -77,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{report.summary_line()} with {segmenter.name}; outputs in {args.output}", file=sys.stderr)
     for name, reason in report.failures:
         print(f"  failed: {reason}", file=sys.stderr)
+    if report.error:
+        print(f"error: {report.error}; the finished pictures are kept, run again to resume", file=sys.stderr)
+        return 2
     if report.interrupted:
         return 130
     return 1 if report.failed else 0

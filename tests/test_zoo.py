@@ -27,7 +27,7 @@ from object_detection_utils.apps import cli
 from object_detection_utils.errors import ModelLoadError
 from object_detection_utils.models import catalogue, zoo
 from object_detection_utils.models.archive import extract_archive
-from object_detection_utils.models.download import DownloadError, file_lock
+from object_detection_utils.models.download import DownloadError
 from object_detection_utils.models.loading import is_model_folder
 
 REPO = Path(__file__).resolve().parent.parent
@@ -449,25 +449,6 @@ def test_two_processes_fetching_at_once_download_once(server, models_dir):
     assert first_out.strip() == second_out.strip() == str(models_dir / TF1_NAME)
     assert len(server.archive_requests()) == 1
     assert is_model_folder(models_dir / TF1_NAME)
-
-
-def test_file_lock_excludes_a_second_holder(tmp_path):
-    events = []
-    lock = tmp_path / "x.lock"
-    inside = threading.Event()
-
-    def second_holder() -> None:
-        with file_lock(lock):
-            events.append("second in")
-            inside.set()
-
-    with file_lock(lock):
-        thread = threading.Thread(target=second_holder)
-        thread.start()
-        assert not inside.wait(timeout=0.3)  # blocked while we hold it
-        events.append("first out")
-    thread.join(timeout=10)
-    assert events == ["first out", "second in"]
 
 
 # --- --list-models ---------------------------------------------------------------------------------------------

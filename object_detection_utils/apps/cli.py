@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..detections import Detections
 from ..errors import InstanceSegmentationError
+from ..io.images import DEFAULT_MAX_PIXELS
 from ..models.loading import load_model
 from ..models.zoo import DEFAULT_MODEL, find_model, format_model_table, list_models, resolve_models_dir
 from ..postprocess import DEFAULT_MASK_THRESHOLD, DEFAULT_MIN_SCORE
@@ -41,6 +42,13 @@ def add_model_arguments(parser: argparse.ArgumentParser, several_models: bool = 
                        help="keep instances scoring at least this (default: %(default)s)")
     group.add_argument("--mask-threshold", type=float, default=DEFAULT_MASK_THRESHOLD,
                        help="mask pixels above this are set (default: %(default)s)")
+
+
+def add_picture_arguments(parser: argparse.ArgumentParser) -> None:
+    """--max-pixels: the largest picture read, so a small file declaring a huge size is refused, not decoded."""
+    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                        help="refuse pictures larger than this many pixels before decoding them "
+                             "(default: %(default)s, a 30000x30000 scan)")
 
 
 def segmenter_from_args(args: argparse.Namespace, model: str | Path | None = None) -> Segmenter:

@@ -16,6 +16,7 @@ import statistics
 import sys
 from pathlib import Path
 
+from ..dataset_predictions import predict_annotated_pictures
 from ..errors import InstanceSegmentationError
 from ..evaluation import (
     EvaluationReport,
@@ -26,7 +27,6 @@ from ..evaluation import (
     load_results,
     write_report,
 )
-from ..dataset_predictions import predict_annotated_pictures
 from ..io.atomic import write_bytes_atomic
 from ..models.zoo import DEFAULT_MODEL
 from . import cli

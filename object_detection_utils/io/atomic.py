@@ -36,14 +36,28 @@ def temp_path_beside(path: str | Path, keep_suffix: bool = False) -> Path:
     """A new empty file beside `path`, named `.<name>.<random>.part` (or `.<stem>.<random>.part<suffix>` with
     `keep_suffix`, for writers that choose the format by suffix), with ordinary file permissions."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if keep_suffix:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f"{TEMP_SUFFIX}{path.suffix}", dir=path.parent)
-    else:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    with _naming(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if keep_suffix:
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f"{TEMP_SUFFIX}{path.suffix}", dir=path.parent)
+        else:
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     os.close(fd)
     _ordinary_permissions(tmp)
     return Path(tmp)
+
+
+@contextlib.contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """Errors while writing `path` name `path`: a full disk says `out.png: No space left on device`, not
+    nothing (a failed write() names no file) or a temporary name the user never asked for."""
+    try:
+        yield
+    except OSError as error:
+        names_another_file = error.filename is not None and not is_temp_name(Path(error.filename).name)
+        if names_another_file or error.errno is None:
+            raise
+        raise OSError(error.errno, error.strerror, str(path)) from error
 
 
 def is_temp_name(name: str) -> bool:
@@ -82,9 +96,10 @@ def atomic_file(path: str | Path, mode: str = "wb") -> Iterator[IO]:
     path = Path(path)
     tmp = temp_path_beside(path)
     try:
-        with tmp.open(mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})) as file:
-            yield file
-        os.replace(tmp, path)
+        with _naming(path):
+            with tmp.open(mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})) as file:
+                yield file
+            os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -97,8 +112,9 @@ def atomic_path(path: str | Path, keep_suffix: bool = False) -> Iterator[Path]:
     path = Path(path)
     tmp = temp_path_beside(path, keep_suffix=keep_suffix)
     try:
-        yield tmp
-        os.replace(tmp, path)
+        with _naming(path):
+            yield tmp
+            os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -36,7 +36,7 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nda
             if width * height > max_pixels:
                 raise ImageReadError(
                     f"{path}: {width}x{height} pixels is over the limit of {max_pixels} pixels "
-                    "(pass a larger max_pixels to read_image to read it)"
+                    "(--max-pixels, or read_image's max_pixels, raises it)"
                 )
             image.load()  # raises on truncated data, where a lazy open would not
             return to_rgb_array(ImageOps.exif_transpose(image))

@@ -15,22 +15,19 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import os
 import re
 import shutil
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from tqdm import tqdm
 
 from ..errors import DownloadError, ModelLoadError, NoConnection
 from ..io.atomic import TEMP_SUFFIX, atomic_directory, is_temp_name, write_bytes_atomic
+from ..io.locks import file_lock
 from .archive import extract_archive
 from .catalogue import ZooModel
 from .loading import is_model_folder
@@ -82,53 +79,6 @@ def _fetch_unlocked(model: ZooModel, target: Path, progress: bool) -> None:
     if expected is None:
         write_bytes_atomic(digest_file, f"{digest}  {model.archive_name}\n".encode())
     part.unlink()
-
-
-@contextmanager
-def file_lock(path: Path, waiting: str = "") -> Iterator[None]:
-    """An exclusive lock on `path` between processes (and threads); prints `waiting` if it has to wait."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as file:
-        if not _try_lock(file, blocking=False):
-            if waiting:
-                print(waiting, file=sys.stderr)
-            _try_lock(file, blocking=True)
-        try:
-            yield
-        finally:
-            _unlock(file)
-
-
-if os.name == "nt":
-    import msvcrt
-
-    def _try_lock(file, blocking: bool) -> bool:
-        while True:
-            try:
-                file.seek(0)
-                msvcrt.locking(file.fileno(), msvcrt.LK_NBLCK, 1)
-                return True
-            except OSError:
-                if not blocking:
-                    return False
-                time.sleep(0.2)
-
-    def _unlock(file) -> None:
-        file.seek(0)
-        msvcrt.locking(file.fileno(), msvcrt.LK_UNLCK, 1)
-
-else:
-    import fcntl
-
-    def _try_lock(file, blocking: bool) -> bool:
-        try:
-            fcntl.flock(file.fileno(), fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-            return True
-        except BlockingIOError:
-            return False
-
-    def _unlock(file) -> None:
-        fcntl.flock(file.fileno(), fcntl.LOCK_UN)
 
 
 def download(url: str, part: Path, desc: str = "", progress: bool = True) -> None:

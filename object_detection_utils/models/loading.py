@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelLoadError
-from ..label_map import LabelMap
+from ..label_map import LabelMap, find_label_map_file
 from .archive import ARCHIVE_SUFFIXES, extract_archive_cached
 
 log = logging.getLogger(__name__)
@@ -202,10 +202,8 @@ def _resolve_label_map(label_map: LabelMap | str | Path | None, source: Path) ->
         return label_map
     if label_map is not None:
         return LabelMap.from_pbtxt(label_map)
-    folder = source if source.is_dir() else source.parent
-    found = sorted(folder.glob("*.pbtxt")) + sorted(folder.glob("*/*.pbtxt"))
-    found = [p for p in found if p.name != "pipeline.config"]
-    return LabelMap.from_pbtxt(found[0]) if found else LabelMap.coco()
+    found = find_label_map_file(source if source.is_dir() else source.parent)
+    return LabelMap.from_pbtxt(found) if found else LabelMap.coco()
 
 
 def _load_frozen_graph(path: Path) -> tuple[Callable[[np.ndarray], RawOutputs], bool]:

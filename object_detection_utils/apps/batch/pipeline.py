@@ -13,6 +13,7 @@ whatever the number of pictures.
 from __future__ import annotations
 
 import contextlib
+import errno
 import signal
 import threading
 import time
@@ -28,13 +29,17 @@ from tqdm import tqdm
 
 from ...errors import ImageReadError
 from ...io.atomic import remove_stale_temp_files
-from ...io.images import read_image
+from ...io.images import DEFAULT_MAX_PIXELS, read_image
 from ...models.loading import RawOutputs
 from ...predictor import Segmenter
 from .inputs import Picture
 from .journal import JOURNAL_NAME, Journal
+from .output_folder import claim_output_folder
 from .outputs import picture_record, write_picture_outputs
 from .run_files import write_coco_json, write_summary
+
+# Write errors that no later picture would escape: the run stops instead of failing every picture in turn.
+OUTPUT_FOLDER_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO})
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,7 @@ class BatchOptions:
     summary: Path | None = None  # .csv or .jsonl
     overwrite: bool = False
     jpeg_quality: int = 95
+    max_pixels: int = DEFAULT_MAX_PIXELS  # larger pictures are refused before decoding
 
     @property
     def kinds(self) -> list[str]:
@@ -64,13 +70,14 @@ class BatchReport:
     failures: list[tuple[str, str]] = field(default_factory=list)  # (file name, reason)
     seconds: float = 0.0
     interrupted: bool = False
+    error: str | None = None  # what stopped the run early: the output folder cannot take more (disk full, ...)
 
     @property
     def pictures_per_second(self) -> float:
         return self.done / self.seconds if self.seconds > 0 else 0.0
 
     def summary_line(self) -> str:
-        state = "interrupted: " if self.interrupted else ""
+        state = "stopped: " if self.error else "interrupted: " if self.interrupted else ""
         return (f"{state}done {self.done}, skipped {self.skipped}, failed {self.failed} in {self.seconds:.1f}s "
                 f"({self.pictures_per_second:.2f} pictures/s)")
 
@@ -89,11 +96,29 @@ def run_batch(
     """Segment `pictures` into `options.output_dir`; skip the complete ones unless `options.overwrite`.
 
     Bad pictures are logged with their reason, counted and skipped. Setting `stop` (e.g. on Ctrl+C) ends the
-    run after the pictures already in flight are written. The COCO JSON and summary are written at the end.
+    run after the pictures already in flight are written. An output folder that cannot take more (disk full,
+    read-only) ends the run too, with `report.error` naming the file and the cause; every picture finished
+    before it stays whole and recorded, so a rerun resumes. The COCO JSON and summary are written at the end.
+    The output folder is held for the run (`claim_output_folder`): a second run on it is refused.
     """
+    with claim_output_folder(options.output_dir):
+        return _run_claimed(segmenter, pictures, options, readers, writers, prefetch, progress,
+                            stop or threading.Event(), log)
+
+
+def _run_claimed(
+    segmenter: Segmenter,
+    pictures: Sequence[Picture],
+    options: BatchOptions,
+    readers: int,
+    writers: int,
+    prefetch: int,
+    progress: bool,
+    stop: threading.Event,
+    log: Callable[[str], None],
+) -> BatchReport:
     start = time.perf_counter()
     report = BatchReport()
-    stop = stop or threading.Event()
     output_dir = Path(options.output_dir)
     remove_stale_temp_files(output_dir)
     journal = Journal(output_dir / JOURNAL_NAME)
@@ -115,12 +140,15 @@ def run_batch(
     pending = iter(todo)
     bar = tqdm(total=len(todo), unit="pic", desc="segmenting", disable=not progress, dynamic_ncols=True)
 
+    def halted() -> bool:
+        return stop.is_set() or report.error is not None
+
     def refill() -> None:
-        while len(reads) < prefetch and not stop.is_set():
+        while len(reads) < prefetch and not halted():
             picture = next(pending, None)
             if picture is None:
                 return
-            reads.append((picture, read_pool.submit(read_image, picture.source)))
+            reads.append((picture, read_pool.submit(read_image, picture.source, options.max_pixels)))
 
     def collect(block_above: int) -> None:
         """Record finished writes in input order; wait for the oldest while more than `block_above` are pending."""
@@ -129,7 +157,12 @@ def run_batch(
             try:
                 journal.append(future.result())
                 report.done += 1
-            except (OSError, ValueError) as error:
+            except OSError as error:
+                if error.errno in OUTPUT_FOLDER_FULL:
+                    report.error = report.error or f"{error.filename or output_dir}: {error.strerror}"
+                else:
+                    fail(picture, f"{picture.source}: cannot write outputs ({error})")
+            except ValueError as error:
                 fail(picture, f"{picture.source}: cannot write outputs ({error})")
             bar.update(1)
 
@@ -137,7 +170,7 @@ def run_batch(
             ThreadPoolExecutor(writers, thread_name_prefix="write") as write_pool:
         try:
             refill()
-            while reads and not stop.is_set():
+            while reads and not halted():
                 picture, future = reads.popleft()
                 try:
                     image = future.result()
@@ -168,10 +201,13 @@ def run_batch(
 
     report.interrupted = stop.is_set()
     names = [picture.name for picture in pictures]
-    if options.coco_json is not None:
-        write_coco_json(options.coco_json, lambda: journal.records(names), segmenter.label_map)
-    if options.summary is not None:
-        write_summary(options.summary, lambda: journal.records(names), report.failures)
+    try:
+        if options.coco_json is not None and report.error is None:
+            write_coco_json(options.coco_json, lambda: journal.records(names), segmenter.label_map)
+        if options.summary is not None and report.error is None:
+            write_summary(options.summary, lambda: journal.records(names), report.failures)
+    except OSError as error:
+        report.error = f"{error.filename}: {error.strerror}"
     report.seconds = time.perf_counter() - start
     return report
 
