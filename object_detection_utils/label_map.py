@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
+from google.protobuf.message import Message
 
 from .errors import LabelMapError
 
@@ -21,8 +25,10 @@ COCO_LABELS: dict[int, str] = dict(enumerate(
 ))
 COCO_LABELS = {i: name.replace("_", " ") for i, name in COCO_LABELS.items() if name != "_"}
 
-_ITEM = re.compile(r"item\s*\{(.*?)\}", re.DOTALL)
-_FIELD = re.compile(r"(\w+)\s*:\s*(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'|[-\w.]+)")
+LABEL_MAP_MESSAGE = "object_detection.protos.StringIntLabelMap"
+# An `item {` or `item: {` opening a line, before any other field: how a label map starts (comments aside).
+_LOOKS_LIKE_LABEL_MAP = re.compile(r"\A(?:\s*#[^\n]*\n|\s)*item\s*:?\s*\{")
+_SNIFF_CHARS = 1 << 16
 
 
 class LabelMap(Mapping[int, str]):
@@ -80,18 +86,89 @@ class LabelMap(Mapping[int, str]):
         return cls(parse_pbtxt(text, source=str(path)))
 
 
+@functools.cache
+def _label_map_class() -> type[Message]:
+    """The TF OD API's `StringIntLabelMap` message (string_int_label_map.proto), built from its schema at run
+    time so that no generated code or TF OD API install is needed."""
+    field = descriptor_pb2.FieldDescriptorProto
+    optional, repeated = field.LABEL_OPTIONAL, field.LABEL_REPEATED
+    package = LABEL_MAP_MESSAGE.rsplit(".", 1)[0]
+    schema = descriptor_pb2.FileDescriptorProto(name="string_int_label_map.proto", package=package, syntax="proto2")
+
+    def add(message, name: str, number: int, kind: int, label: int = optional, type_name: str | None = None) -> None:
+        message.field.add(name=name, number=number, type=kind, label=label, type_name=type_name)
+
+    item = schema.message_type.add(name="StringIntLabelMapItem")
+    add(item, "name", 1, field.TYPE_STRING)
+    add(item, "id", 2, field.TYPE_INT32)
+    add(item, "display_name", 3, field.TYPE_STRING)
+    keypoint = item.nested_type.add(name="KeypointMap")
+    add(keypoint, "id", 1, field.TYPE_INT32)
+    add(keypoint, "label", 2, field.TYPE_STRING)
+    add(item, "keypoints", 4, field.TYPE_MESSAGE, repeated, f".{package}.StringIntLabelMapItem.KeypointMap")
+    add(item, "ancestor_ids", 5, field.TYPE_INT32, repeated)
+    add(item, "descendant_ids", 6, field.TYPE_INT32, repeated)
+    frequency = item.enum_type.add(name="LVISFrequency")
+    for number, name in enumerate(("UNSPECIFIED_LVIS_FREQUENCY", "FREQUENT", "COMMON", "RARE")):
+        frequency.value.add(name=name, number=number)
+    add(item, "frequency", 7, field.TYPE_ENUM, type_name=f".{package}.StringIntLabelMapItem.LVISFrequency")
+    add(item, "instance_count", 8, field.TYPE_INT32)
+    label_map = schema.message_type.add(name="StringIntLabelMap")
+    add(label_map, "item", 1, field.TYPE_MESSAGE, repeated, f".{package}.StringIntLabelMapItem")
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(schema)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName(LABEL_MAP_MESSAGE))
+
+
+def looks_like_label_map(text: str) -> bool:
+    """Whether `.pbtxt` text starts like a label map (its first field is an `item`), judged on its beginning
+    only, so a large graph proto or pipeline config is told apart without parsing it."""
+    return _LOOKS_LIKE_LABEL_MAP.match(text[:_SNIFF_CHARS]) is not None
+
+
+def find_label_map_file(folder: Path) -> Path | None:
+    """The label map among a model folder's `.pbtxt` files (and its subfolders'), told apart by content.
+
+    Zoo archives hold other text protos beside it (`graph.pbtxt`, configs): those are passed over. Names
+    with `label_map` come first, then the folder's own files before its subfolders', then by name.
+    """
+    candidates = sorted(folder.glob("*.pbtxt")) + sorted(folder.glob("*/*.pbtxt"))
+    label_maps = [path for path in candidates if _starts_like_label_map(path)]
+    label_maps.sort(key=lambda path: "label_map" not in path.name.lower())  # stable: keeps the order above
+    return label_maps[0] if label_maps else None
+
+
+def _starts_like_label_map(path: Path) -> bool:
+    try:
+        with path.open("r", encoding="utf-8", errors="replace") as file:
+            return looks_like_label_map(file.read(_SNIFF_CHARS))
+    except OSError:
+        return False
+
+
 def parse_pbtxt(text: str, source: str = "label map") -> dict[int, str]:
-    """id -> display name (or name, when an item has no display_name) from `.pbtxt` text."""
-    text = re.sub(r"#[^\n]*", "", text)
+    """id -> display name (or name, when an item has no display_name) from `StringIntLabelMap` text format.
+
+    Protobuf text format as the TF OD API writes and reads it: `item {` or `item: {`, comments, single or
+    double quotes with escapes, nested `keypoints`, ids in any order; fields newer than this schema are
+    skipped. An item without an id or a name, or a repeated id, is an error naming the item.
+    """
+    message = _label_map_class()()
+    try:
+        text_format.Parse(text, message, allow_unknown_field=True)
+    except text_format.ParseError as error:
+        raise LabelMapError(f"{source}:{error} (not a label map in protobuf text format)") from None
     names: dict[int, str] = {}
-    for match in _ITEM.finditer(text):
-        fields = {key: value.strip("\"'") for key, value in _FIELD.findall(match.group(1))}
-        if "id" not in fields or not fields["id"].lstrip("-").isdigit():
-            raise LabelMapError(f"{source}: an item has no integer id: {match.group(0)!r}")
-        name = fields.get("display_name") or fields.get("name")
-        if not name:
-            raise LabelMapError(f"{source}: item {fields['id']} has no name")
-        names[int(fields["id"])] = name
+    for number, item in enumerate(message.item, start=1):
+        described = f"item {number}" + (f" ({item.name or item.display_name!r})" if item.name or item.display_name
+                                        else "")
+        if not item.HasField("id"):
+            raise LabelMapError(f"{source}: {described} has no id")
+        if not (item.display_name or item.name):
+            raise LabelMapError(f"{source}: {described} (id {item.id}) has no name")
+        if item.id in names:
+            raise LabelMapError(f"{source}: {described} repeats id {item.id} (already {names[item.id]!r})")
+        names[item.id] = item.display_name or item.name
     if not names:
-        raise LabelMapError(f"{source}: no `item {{ id: ... name: ... }}` entries found")
+        raise LabelMapError(f"{source}: no `item {{ id: ... name: ... }}` entries found (not a label map)")
     return names
