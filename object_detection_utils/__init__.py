@@ -18,8 +18,8 @@ from .io.images import read_image, write_image
 from .label_map import COCO_LABELS, LabelMap
 from .masks import masks_to_boxes, reframe_box_masks
 from .models.loading import SegmentationModel
-from .models.loading import load_model as load_model_path
 from .models.zoo import DEFAULT_MODEL, find_model
+from .models.zoo import open_model as load_model
 from .postprocess import detections_from_outputs
 from .predictor import Segmenter, run_inference_for_single_image
 from .visualization.drawing import display_instances, draw_detections
@@ -30,16 +30,6 @@ __all__ = [
     "display_instances", "draw_detections", "find_model", "load_model", "masks_to_boxes", "read_image",
     "reframe_box_masks", "run_inference_for_single_image", "sample_image_path", "write_image",
 ]
-
-
-def load_model(
-    model: str | Path = DEFAULT_MODEL,
-    models_dir: str | Path | None = None,
-    label_map: LabelMap | str | Path | None = None,
-    warm_up: bool = True,
-) -> SegmentationModel:
-    """Load a model by zoo name (looked up in the models folder) or by path (folder, `.pb`, `.tar.gz`)."""
-    return load_model_path(find_model(model, models_dir), label_map=label_map, warm_up=warm_up)
 
 
 def sample_image_path() -> Path:

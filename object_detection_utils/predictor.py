@@ -21,8 +21,8 @@ import numpy as np
 
 from .detections import Detections
 from .label_map import LabelMap
-from .models.loading import RawOutputs, SegmentationModel, load_model
-from .models.zoo import DEFAULT_MODEL, find_model
+from .models.loading import RawOutputs, SegmentationModel
+from .models.zoo import DEFAULT_MODEL, open_model
 from .postprocess import DEFAULT_MASK_THRESHOLD, DEFAULT_MIN_SCORE, detections_from_outputs
 
 
@@ -64,7 +64,7 @@ class Segmenter:
 
         `options` are the constructor's: `classes`, `min_score`, `mask_threshold`, `bgr`.
         """
-        return cls(load_model(find_model(model, models_dir), label_map=label_map), **options)
+        return cls(open_model(model, models_dir, label_map=label_map), **options)
 
     @property
     def name(self) -> str:

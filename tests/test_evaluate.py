@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tiny_model
 
-from object_detection_utils import load_model_path, read_image, run_inference_for_single_image, write_image
+from object_detection_utils import load_model, read_image, run_inference_for_single_image, write_image
 from object_detection_utils.apps import evaluate
 from object_detection_utils.evaluation import (
     EvaluationReport,
@@ -63,7 +63,7 @@ PERFECT = [0, 1, 2, 3]  # the four instances the tiny model reports, exactly
 @pytest.fixture(scope="module")
 def tiny_entries(tiny_frozen_dir) -> list[dict]:
     """The tiny model's COCO results on the gray picture, through the real inference path."""
-    model = load_model_path(tiny_frozen_dir, warm_up=False)
+    model = load_model(tiny_frozen_dir, warm_up=False)
     detections = run_inference_for_single_image(model, np.full((SIZE, SIZE, 3), GRAY, np.uint8), min_score=0.0)
     return detections_to_coco(detections, IMAGE_ID)
 

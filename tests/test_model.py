@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -134,3 +139,52 @@ def test_broken_archive(tmp_path):
     (tmp_path / "broken.tar.gz").write_bytes(b"\x1f\x8b\x08 truncated gzip")
     with pytest.raises(ModelLoadError, match="broken.tar.gz: cannot extract archive"):
         load_model(tmp_path / "broken.tar.gz")
+
+
+# --- broken model files: one line each, naming the file and what to do -----------------------------------------
+
+def _script_error(repo_root: Path, model: Path, tmp_path: Path, prefix: tuple[str, ...] = ()) -> list[str]:
+    done = subprocess.run(
+        [*prefix, sys.executable, str(repo_root / "instance_segmentation.py"), "--no-display", "--model", str(model),
+         "-o", str(tmp_path / "out.png")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr
+    return done.stderr.strip().splitlines()
+
+
+def test_a_truncated_frozen_graph_is_one_line_saying_what_to_do(repo_root, tiny_frozen_dir, tmp_path):
+    graph = tmp_path / "model" / "frozen_inference_graph.pb"
+    graph.parent.mkdir()
+    data = (tiny_frozen_dir / "frozen_inference_graph.pb").read_bytes()
+    graph.write_bytes(data[: len(data) // 2])
+    assert _script_error(repo_root, graph.parent, tmp_path) == [
+        f"error: {graph}: not a TensorFlow frozen graph, or a truncated one (cannot parse GraphDef); "
+        "download or export the model again, or pass --model PATH to a good copy"]
+
+
+def test_a_saved_model_missing_its_variables_shard_is_one_line(repo_root, tiny_saved_dir, tmp_path):
+    model = tmp_path / "model"
+    shutil.copytree(tiny_saved_dir, model)
+    shard, = (model / "saved_model" / "variables").glob("variables.data-*")
+    shard.unlink()
+    lines = _script_error(repo_root, model, tmp_path)
+    assert len(lines) == 1
+    assert lines[0].startswith(f"error: {model / 'saved_model'}: cannot load SavedModel (")
+    assert str(shard) in lines[0]
+    assert lines[0].endswith("; download or export the model again, or pass --model PATH to a good copy")
+
+
+def test_an_unreadable_model_file_is_one_line(repo_root, tiny_frozen_dir, tmp_path):
+    model = tmp_path / "model"
+    shutil.copytree(tiny_frozen_dir, model)
+    graph = model / "frozen_inference_graph.pb"
+    graph.chmod(0o000)
+    prefix: tuple[str, ...] = ()
+    if os.getuid() == 0:  # root reads anything; without these two capabilities it is held to the file's mode
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root and setpriv (util-linux) is absent: cannot make a file unreadable")
+        prefix = ("setpriv", "--bounding-set=-dac_override,-dac_read_search")
+    try:
+        lines = _script_error(repo_root, model, tmp_path, prefix)
+    finally:
+        graph.chmod(0o644)
+    assert lines == [f"error: {graph}: cannot read model (Permission denied)"]

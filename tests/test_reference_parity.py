@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import SHARED_MODELS
 from reference_postprocess import mask_ious, random_reframe_case, reference_detections, reference_image_masks
 from simulated_model import simulated_outputs
 
-from object_detection_utils import detections_from_outputs, load_model_path, read_image
+from object_detection_utils import detections_from_outputs, load_model, read_image
 from object_detection_utils.evaluation import evaluate_results, load_ground_truth
 from object_detection_utils.io.coco import detections_to_coco
 from object_detection_utils.label_map import LabelMap
@@ -41,7 +40,7 @@ def test_random_masks_match_the_reference():
 
 
 def test_tiny_model_outputs_match_the_reference(tiny_frozen_dir):
-    model = load_model_path(tiny_frozen_dir, warm_up=False)
+    model = load_model(tiny_frozen_dir, warm_up=False)
     pictures = np.stack([np.full((90, 130, 3), 200, np.uint8), np.full((90, 130, 3), 60, np.uint8)])
     outputs = model.predict_batch(pictures)
     for index in range(2):
@@ -81,21 +80,12 @@ def test_simulated_model_on_coco_gives_the_same_masks_and_ap(coco):
     assert 0.5 < ours_run.ap("segm") < 1.0  # 33x33 masks lose detail; both paths lose the same
 
 
-def shared_model_folders() -> list:
-    if not SHARED_MODELS.is_dir():
-        return []
-    return sorted(p for p in SHARED_MODELS.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("folder", shared_model_folders() or [None], ids=lambda p: p.name if p else "none")
-def test_trained_model_matches_the_reference(folder, shared_data):
+def test_trained_model_matches_the_reference(trained_model_dir, shared_data):
     """A real model from ../shared/models: its masks and AP on the COCO subset, both ways."""
-    if folder is None:
-        pytest.skip(f"no trained model in {SHARED_MODELS}")
-    model = load_model_path(folder)
+    model = load_model(trained_model_dir)
     if not model.has_masks:
-        pytest.skip(f"{folder.name} has no mask head")
+        pytest.skip(f"{trained_model_dir.name} has no mask head")
     coco = load_ground_truth(shared_data / "coco" / "annotations" / "instances_val2017.json")
     ours_entries, reference_entries, ious = [], [], []
     for image_id in sorted(coco.imgs)[:20]:

@@ -11,8 +11,7 @@ from pathlib import Path
 from ..detections import Detections
 from ..errors import InstanceSegmentationError
 from ..io.images import DEFAULT_MAX_PIXELS
-from ..models.loading import load_model
-from ..models.zoo import DEFAULT_MODEL, find_model, format_model_table, list_models, resolve_models_dir
+from ..models.zoo import DEFAULT_MODEL, format_model_table, list_models, open_model, resolve_models_dir
 from ..postprocess import DEFAULT_MASK_THRESHOLD, DEFAULT_MIN_SCORE
 from ..predictor import Segmenter
 
@@ -57,7 +56,7 @@ def segmenter_from_args(args: argparse.Namespace, model: str | Path | None = Non
     The class filter is checked against the model's label map right away, before any picture is read.
     """
     spec = args.model if model is None else model
-    loaded = load_model(find_model(spec, args.models_dir), label_map=args.label_map)
+    loaded = open_model(spec, args.models_dir, label_map=args.label_map)
     classes = None if args.classes is None else split_classes(args.classes)
     return Segmenter(loaded, classes=classes, min_score=args.min_score, mask_threshold=args.mask_threshold)
 

@@ -27,6 +27,7 @@ FROZEN_GRAPH_NAME = "frozen_inference_graph.pb"
 FROZEN_INPUT = "image_tensor"
 
 RawOutputs = dict[str, np.ndarray]
+REPLACE_HINT = "download or export the model again, or pass --model PATH to a good copy"
 
 
 @dataclass
@@ -132,7 +133,10 @@ def load_model(
         source = extract_archive_cached(source)
 
     start = time.perf_counter()
-    kind, target = locate_model(source)
+    try:
+        kind, target = locate_model(source)
+    except OSError as error:
+        raise ModelLoadError(f"{error.filename or source}: cannot read model ({error.strerror})") from None
     if kind == "frozen_graph":
         run, has_masks = _load_frozen_graph(target)
     else:
@@ -213,8 +217,11 @@ def _load_frozen_graph(path: Path) -> tuple[Callable[[np.ndarray], RawOutputs], 
     graph_def = tf.compat.v1.GraphDef()
     try:
         graph_def.ParseFromString(path.read_bytes())
+    except OSError as error:
+        raise ModelLoadError(f"{path}: cannot read model ({error.strerror})") from None
     except (DecodeError, RuntimeWarning, ValueError):
-        raise ModelLoadError(f"{path}: not a TensorFlow frozen graph (cannot parse GraphDef)") from None
+        raise ModelLoadError(f"{path}: not a TensorFlow frozen graph, or a truncated one (cannot parse GraphDef); "
+                             f"{REPLACE_HINT}") from None
     node_names = {node.name for node in graph_def.node}
     if FROZEN_INPUT not in node_names:
         raise ModelLoadError(f"{path}: not a detection-zoo graph (no '{FROZEN_INPUT}' input)")
@@ -249,7 +256,7 @@ def _load_saved_model(folder: Path) -> tuple[Callable[[np.ndarray], RawOutputs],
         loaded = tf.saved_model.load(str(folder))
     except Exception as error:  # TF raises many unrelated types for a broken SavedModel
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ModelLoadError(f"{folder}: cannot load SavedModel: {first_line}") from None
+        raise ModelLoadError(f"{folder}: cannot load SavedModel ({first_line}); {REPLACE_HINT}") from None
     signature = getattr(loaded, "signatures", {}).get("serving_default")
     if signature is None:
         raise ModelLoadError(f"{folder}: SavedModel has no 'serving_default' signature")

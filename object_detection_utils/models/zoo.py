@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ModelLoadError
+from ..label_map import LabelMap
 from .archive import ARCHIVE_SUFFIXES
 from .cache import MODELS_DIR_ENV, default_models_dir
 from .catalogue import CATALOGUE, ZooModel, catalogued, close_matches
 from .download import fetch_model
+from .loading import SegmentationModel, load_model
 
 DEFAULT_MODEL = "mask_rcnn_inception_v2_coco_2018_01_28"
 
@@ -59,6 +62,33 @@ def find_model(spec: str | Path, models_dir: str | Path | None = None, download:
             f"to) into {where}/ (or set {MODELS_DIR_ENV}, pass --models-dir, or --model PATH)"
         )
     return fetch_model(entry, where)
+
+
+def open_model(
+    spec: str | Path = DEFAULT_MODEL,
+    models_dir: str | Path | None = None,
+    label_map: LabelMap | str | Path | None = None,
+    warm_up: bool = True,
+) -> SegmentationModel:
+    """Load a model by zoo name (downloaded once into the models folder) or by path (folder, `.pb`, `.tar.gz`).
+
+    A zoo model whose copy in the models folder no longer loads (a truncated archive or graph, a missing
+    variables shard) is moved aside, so the next connected run downloads it again instead of failing the same
+    way; a model given by path is the user's and is left alone.
+    """
+    path = find_model(spec, models_dir)
+    try:
+        return load_model(path, label_map=label_map, warm_up=warm_up)
+    except ModelLoadError as error:
+        entry = catalogued(str(spec))
+        if entry is None or Path(spec).expanduser().exists():
+            raise
+        aside = path.with_name(f".{path.name}.damaged")
+        if aside.is_dir():
+            shutil.rmtree(aside)
+        path.replace(aside)  # an older damaged file in the way is replaced
+        raise ModelLoadError(f"{error} [the models folder's copy of {entry.name} is damaged: moved to {aside}; "
+                             "run again to download it again]") from None
 
 
 @dataclass(frozen=True)
