@@ -6,6 +6,7 @@
     python instance_segmentation_train.py train --annotations data/shapes-train/annotations.json \\
         --images data/shapes-train/images --model-dir runs/shapes --export models/shapes
     python instance_segmentation.py --model models/shapes -i data/shapes-train/images/shapes_0_00000.png
+    python instance_segmentation_train.py train --labels my-labelme-folder --model-dir runs/mine  # or CVAT, YOLO...
     python instance_segmentation_train.py random-model models/random_r50_640 --input-size 640
 """
 
@@ -17,7 +18,8 @@ import sys
 from pathlib import Path
 
 from object_detection_utils.apps import cli
-from object_detection_utils.errors import InstanceSegmentationError
+from object_detection_utils.errors import DatasetError, InstanceSegmentationError
+from object_detection_utils.training.labels import FORMATS as LABEL_FORMATS
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -32,10 +34,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     shapes.add_argument("--max-shapes", type=int, default=4, help="most shapes per picture (default: %(default)s)")
 
     train = commands.add_parser("train", help="train (or resume), export, and measure mask AP on validation pictures")
-    train.add_argument("--annotations", type=Path, required=True, help="COCO instances .json of the training pictures")
-    train.add_argument("--images", type=Path, required=True, help="folder the annotations' file names are in")
-    train.add_argument("--val-annotations", type=Path, help="COCO .json of separate validation pictures")
-    train.add_argument("--val-images", type=Path, help="their folder (default: --images)")
+    source = train.add_mutually_exclusive_group(required=True)
+    source.add_argument("--annotations", type=Path, help="COCO instances .json of the training pictures")
+    source.add_argument("--labels", type=Path,
+                        help="labels as a labelling tool exports them: a labelme folder, a CVAT annotations.xml, "
+                             "a Label Studio .json, a YOLO-seg folder (images/ + labels/), or a COCO .json")
+    train.add_argument("--images", type=Path,
+                       help="folder the pictures are in (needed with --annotations; with --labels, found beside them)")
+    train.add_argument("--labels-format", choices=("auto", *LABEL_FORMATS), default="auto",
+                       help="the format of --labels and --val-labels (default: told from their content)")
+    val_source = train.add_mutually_exclusive_group()
+    val_source.add_argument("--val-annotations", type=Path, help="COCO .json of separate validation pictures")
+    val_source.add_argument("--val-labels", type=Path, help="labels of separate validation pictures, as --labels")
+    train.add_argument("--val-images", type=Path, help="their folder (default: --images, or found beside the labels)")
     train.add_argument("--val-fraction", type=float, default=0.1,
                        help="without --val-annotations, hold out this share of the pictures (default: %(default)s)")
     train.add_argument("--model-dir", type=Path, required=True,
@@ -112,10 +123,20 @@ def main(argv: list[str] | None = None) -> int:
 
     from object_detection_utils.training.pipeline import options_for, run_training, split_dataset
 
+    if args.annotations is not None and args.images is None:
+        raise InstanceSegmentationError("--annotations needs --images, the folder its file names are in")
+    if args.labels is not None:
+        train_set = converted_labels(args.labels, args.labels_format, args.images, args.model_dir, "train")
+    else:
+        train_set = CocoDataset(args.annotations, args.images)
     validation = None
-    if args.val_annotations is not None:
+    if args.val_labels is not None:
+        categories = train_set.load().dataset["categories"]
+        validation = converted_labels(args.val_labels, args.labels_format, args.val_images, args.model_dir,
+                                      "validation", categories)
+    elif args.val_annotations is not None:
         validation = CocoDataset(args.val_annotations, args.val_images or args.images)
-    split = split_dataset(CocoDataset(args.annotations, args.images), validation, args.val_fraction)
+    split = split_dataset(train_set, validation, args.val_fraction)
     options, label_map = options_for(
         split.train, backbone=args.backbone, input_size=args.input_size, batch_size=args.batch_size, steps=args.steps,
         learning_rate=args.learning_rate, warmup_steps=args.warmup_steps, heads=args.heads,
@@ -123,6 +144,32 @@ def main(argv: list[str] | None = None) -> int:
     summary = run_training(split, options, label_map, args.model_dir, args.export or args.model_dir / "export")
     print(json.dumps(summary))
     return 0
+
+
+def converted_labels(labels: Path, labels_format: str, images: Path | None, model_dir: Path, name: str,
+                     categories: list[dict] | None = None):
+    """Convert a labelling tool's labels to MODEL_DIR/data/labels_NAME.json (a record of what was trained on);
+    the skipped labels are listed in labels_NAME_problems.txt and summed up on stderr."""
+    from object_detection_utils.io.atomic import write_text_atomic
+    from object_detection_utils.io.coco import write_coco_dataset
+    from object_detection_utils.training.labels import load_labels
+    from object_detection_utils.training.tfrecords import CocoDataset
+
+    loaded = load_labels(labels, labels_format, images, categories)
+    if not loaded.dataset["images"]:
+        raise DatasetError(f"{labels}: no usable labelled pictures" + (f" ({loaded.problems[0]})" if loaded.problems
+                                                                       else ""))
+    data = model_dir / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    output = data / f"labels_{name}.json"
+    write_coco_dataset(output, lambda: loaded.dataset["images"], lambda: loaded.dataset["annotations"],
+                       loaded.dataset["categories"], f"converted from {labels}")
+    problems = data / f"labels_{name}_problems.txt"
+    write_text_atomic(problems, "".join(f"{line}\n" for line in loaded.problems))
+    print(f"{name}: {len(loaded.dataset['images'])} pictures, {len(loaded.dataset['annotations'])} instances from "
+          f"{labels} -> {output}" + (f"; {len(loaded.problems)} skipped, listed in {problems}" if loaded.problems
+                                     else ""), file=sys.stderr)
+    return CocoDataset(output, loaded.images)
 
 
 def run() -> None:
