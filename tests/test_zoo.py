@@ -211,6 +211,55 @@ def test_archive_put_by_hand_is_used_without_network(server, models_dir, no_netw
     assert server.requests == []
 
 
+def _segment_with(spec: str, models_dir: Path, tmp_path: Path, capsys) -> tuple[int, list[str]]:
+    picture = tmp_path / "black.png"
+    write_image(picture, np.zeros((40, 60, 3), np.uint8))
+    code = cli.run_main(instance_segmentation.main, [
+        "-i", str(picture), "-o", str(tmp_path / "out.png"), "--model", spec, "--models-dir", str(models_dir),
+        "--no-display"])
+    return code, capsys.readouterr().err.strip().splitlines()
+
+
+def test_a_truncated_archive_in_the_models_folder_is_moved_aside_and_fetched_again(server, models_dir, tmp_path,
+                                                                                    capsys):
+    models_dir.mkdir()
+    archive = models_dir / f"{TF1_NAME}.tar.gz"
+    good = archive_of(server, TF1_NAME)
+    archive.write_bytes(good[: len(good) // 2])
+    code, err = _segment_with(TF1_ALIAS, models_dir, tmp_path, capsys)
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith(f"error: {archive}: cannot extract archive: ")
+    aside = models_dir / f".{TF1_NAME}.tar.gz.damaged"
+    assert err[0].endswith(f"[the models folder's copy of {TF1_NAME} is damaged: moved to {aside}; "
+                           "run again to download it again]")
+    assert aside.read_bytes() == good[: len(good) // 2] and not archive.exists()
+    assert server.archive_requests() == []
+
+    code, err = _segment_with(TF1_ALIAS, models_dir, tmp_path, capsys)  # the next connected run
+    assert code == 0, err
+    assert len(server.archive_requests()) == 1 and is_model_folder(models_dir / TF1_NAME)
+
+
+def test_a_truncated_graph_in_a_fetched_model_is_moved_aside_and_fetched_again(server, models_dir, tmp_path, capsys):
+    assert _segment_with(TF1_ALIAS, models_dir, tmp_path, capsys)[0] == 0
+    graph = models_dir / TF1_NAME / "frozen_inference_graph.pb"
+    graph.write_bytes(graph.read_bytes()[:1000])
+    code, err = _segment_with(TF1_ALIAS, models_dir, tmp_path, capsys)
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith(f"error: {graph}: not a TensorFlow frozen graph, or a truncated one")
+    assert f"moved to {models_dir / ('.' + TF1_NAME + '.damaged')}; run again to download it again" in err[0]
+    assert _segment_with(TF1_ALIAS, models_dir, tmp_path, capsys)[0] == 0
+    assert len(server.archive_requests()) == 2
+
+
+def test_a_broken_model_given_by_path_is_left_where_it_is(tiny_frozen_dir, tmp_path, capsys):
+    mine = tmp_path / "mine"
+    shutil.copytree(tiny_frozen_dir, mine)
+    (mine / "frozen_inference_graph.pb").write_bytes(b"\x00" * 10)
+    code, err = _segment_with(str(mine), tmp_path / "models", tmp_path, capsys)
+    assert code == 2 and "moved" not in err[0] and (mine / "frozen_inference_graph.pb").is_file()
+
+
 def test_seed_layout_models_dir_keeps_working(tiny_frozen_dir, tmp_path, no_network, monkeypatch):
     """A models folder made by hand outside the project (`<dir>/<name>/frozen_inference_graph.pb`)."""
     models = tmp_path / "my-models"
