@@ -157,7 +157,9 @@ def parse_pbtxt(text: str, source: str = "label map") -> dict[int, str]:
     try:
         text_format.Parse(text, message, allow_unknown_field=True)
     except text_format.ParseError as error:
-        raise LabelMapError(f"{source}:{error} (not a label map in protobuf text format)") from None
+        where = f"{error.GetLine()}:{error.GetColumn()}" if error.GetLine() else ""
+        problem = re.sub(r"^'.*?': ", "", str(error).split(" : ", 1)[-1]).rstrip(".")  # without the echoed text
+        raise LabelMapError(f"{source}:{where}: {problem} (not a label map in protobuf text format)") from None
     names: dict[int, str] = {}
     for number, item in enumerate(message.item, start=1):
         described = f"item {number}" + (f" ({item.name or item.display_name!r})" if item.name or item.display_name

@@ -52,6 +52,45 @@ def tiny_model_dir(request, tiny_frozen_dir, tiny_saved_dir) -> Path:
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
+    """../shared/data: real pictures, COCO annotations and label maps (tests using it skip when absent)."""
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real pictures not available: {SHARED_DATA} is absent")
     return SHARED_DATA
+
+
+def _trained_model_folders() -> list[Path]:
+    if not SHARED_MODELS.is_dir():
+        return []
+    return sorted(p for p in SHARED_MODELS.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+@pytest.fixture(params=_trained_model_folders() or [None], ids=lambda p: p.name if p else "none")
+def trained_model_dir(request) -> Path:
+    """Each real trained model folder in ../shared/models in turn (the test skips when there is none)."""
+    if request.param is None:
+        pytest.skip(f"no trained model in {SHARED_MODELS}")
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    """The repository's root folder, where the scripts live."""
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def png_declaring():
+    """`png_declaring(width, height)`: the bytes of a PNG file of a few dozen bytes that declares that many
+    grayscale pixels and holds almost none: a decompression bomb, as far as a header goes."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    def make(width: int, height: int) -> bytes:
+        header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+        return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) \
+            + chunk(b"IEND", b"")
+
+    return make

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -17,18 +18,10 @@ import tiny_model
 from PIL import Image
 from pycocotools.coco import COCO
 
-from object_detection_utils import load_model, read_image, run_inference_for_single_image
-from object_detection_utils.apps.batch import (
-    JOURNAL_NAME,
-    BatchOptions,
-    Journal,
-    coco_image_ids,
-    find_pictures,
-    run_batch,
-)
-
-REPO = Path(__file__).resolve().parent.parent
-SCRIPT = REPO / "instance_segmentation_images.py"
+from object_detection_utils import Segmenter, load_model, read_image
+from object_detection_utils.apps.batch import JOURNAL_NAME, BatchOptions, Journal, find_pictures, run_batch
+from object_detection_utils.apps.batch.output_folder import LOCK_NAME
+from object_detection_utils.io.atomic import is_temp_name
 
 # name -> (mode, fill value): the tiny model reports row 2 ("car") only when mean(picture) / 255 >= 0.5.
 GOOD = {
@@ -69,13 +62,18 @@ def model(tiny_frozen_dir):
     return load_model(tiny_frozen_dir)
 
 
+@pytest.fixture(scope="module")
+def segmenter(model):
+    return Segmenter(model)
+
+
 def _options(out: Path, **changes) -> BatchOptions:
     return BatchOptions(output_dir=out, overlay=True, masks=True, coco_json=out / "results.json",
                         summary=out / "summary.csv", **changes)
 
 
 def _temp_files(folder: Path) -> list[Path]:
-    return [p for p in folder.rglob("*") if p.name.endswith(".part")]
+    return [p for p in folder.rglob("*") if is_temp_name(p.name)]
 
 
 def test_finding_pictures_keeps_picture_suffixes_and_mirrors_subfolders(mixed_folder):
@@ -91,10 +89,10 @@ def test_finding_pictures_keeps_picture_suffixes_and_mirrors_subfolders(mixed_fo
         "broken.jpg", "truncated.png"}
 
 
-def test_a_mixed_folder_gives_exact_outputs_and_reports_the_bad_files(model, mixed_folder, tmp_path):
+def test_a_mixed_folder_gives_exact_outputs_and_reports_the_bad_files(segmenter, mixed_folder, tmp_path):
     out = tmp_path / "out"
     pictures = find_pictures([mixed_folder], recursive=True)
-    report = run_batch(model, pictures, _options(out), progress=False, log=lambda line: None)
+    report = run_batch(segmenter, pictures, _options(out), progress=False, log=lambda line: None)
 
     assert (report.done, report.skipped, report.failed, report.interrupted) == (8, 0, 2, False)
     failures = dict(report.failures)
@@ -102,13 +100,13 @@ def test_a_mixed_folder_gives_exact_outputs_and_reports_the_bad_files(model, mix
     assert "not a picture" in failures["broken.jpg"] and "truncated.png: unreadable" in failures["truncated.png"]
 
     files = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and ".masks/" not in p.as_posix()}
-    assert files == set(GOOD) | {JOURNAL_NAME, "results.json", "summary.csv"}  # one overlay per good picture
+    assert files == set(GOOD) | {JOURNAL_NAME, LOCK_NAME, "results.json", "summary.csv"}  # an overlay per picture
     for name in GOOD:
         assert read_image(out / name).shape == (*SIZES[name], 3)  # complete, readable pictures
         mask_files = sorted((out / f"{name}.masks").iterdir())
         expected_names = ["000_person.png", "001_dog.png", "002_car.png"][: expected_instances(name)]
         assert [p.name for p in mask_files] == expected_names
-        expected = run_inference_for_single_image(model, read_image(mixed_folder / name))
+        expected = segmenter(read_image(mixed_folder / name))
         for row, path in enumerate(mask_files):
             np.testing.assert_array_equal(np.asarray(Image.open(path)) > 0, expected.masks[row])
     for row in range(2):  # and worked out independently of the code, on the picture where that is exact
@@ -124,7 +122,7 @@ def test_a_mixed_folder_gives_exact_outputs_and_reports_the_bad_files(model, mix
     for name, image in images.items():
         assert (image["height"], image["width"]) == SIZES[name]
         annotations = coco.loadAnns(coco.getAnnIds(imgIds=[image["id"]]))
-        expected = run_inference_for_single_image(model, read_image(mixed_folder / name))
+        expected = segmenter(read_image(mixed_folder / name))
         assert [a["category_id"] for a in annotations] == expected.class_ids.tolist()
         for annotation, mask in zip(annotations, expected.masks):
             np.testing.assert_array_equal(coco.annToMask(annotation).astype(bool), mask)
@@ -144,30 +142,31 @@ def test_a_mixed_folder_gives_exact_outputs_and_reports_the_bad_files(model, mix
     assert "not a picture" in rows["broken.jpg"]["error"]
 
 
-def test_a_rerun_skips_complete_pictures_and_redoes_changed_or_missing_ones(model, mixed_folder, tmp_path):
+def test_a_rerun_skips_complete_pictures_and_redoes_changed_or_missing_ones(segmenter, mixed_folder, tmp_path):
     out = tmp_path / "out"
     pictures = find_pictures([mixed_folder], recursive=True)
     quiet = {"progress": False, "log": lambda line: None}
-    run_batch(model, pictures, _options(out), **quiet)
+    run_batch(segmenter, pictures, _options(out), **quiet)
     stamps = {name: (out / name).stat().st_mtime_ns for name in GOOD}
 
-    again = run_batch(model, pictures, _options(out), **quiet)
+    again = run_batch(segmenter, pictures, _options(out), **quiet)
     assert (again.done, again.skipped, again.failed) == (0, 8, 2)
     assert {name: (out / name).stat().st_mtime_ns for name in GOOD} == stamps
     assert len(COCO(str(out / "results.json")).dataset["annotations"]) == 20  # earlier runs' results kept
 
     (out / "a.jpg").unlink()  # an output gone
     Image.new("RGB", (10, 12), (250, 250, 250)).save(mixed_folder / "c.bmp")  # a source changed
-    partial = run_batch(model, pictures, _options(out), **quiet)
+    partial = run_batch(segmenter, pictures, _options(out), **quiet)
     assert (partial.done, partial.skipped) == (2, 6)
     assert read_image(out / "c.bmp").shape == (12, 10, 3)
     assert len(list((out / "c.bmp.masks").iterdir())) == 3  # brighter now: the car row is back
 
-    stricter = run_batch(model, pictures, _options(out, min_score=0.9), **quiet)  # other settings: redone
+    strict = Segmenter(segmenter.model, min_score=0.9)
+    stricter = run_batch(strict, pictures, _options(out), **quiet)  # other settings: redone
     assert (stricter.done, stricter.skipped) == (8, 0)
     assert [p.name for p in (out / "a.jpg.masks").iterdir()] == ["000_person.png"]  # stale masks removed
 
-    forced = run_batch(model, pictures, _options(out, min_score=0.9, overwrite=True), **quiet)
+    forced = run_batch(strict, pictures, _options(out, overwrite=True), **quiet)
     assert (forced.done, forced.skipped) == (8, 0)
 
 
@@ -179,12 +178,6 @@ def test_a_journal_line_cut_short_is_ignored_and_dropped(tmp_path):
     assert [r["file"] for r in journal.records(["a.jpg", "b.jpg"])] == ["a.jpg"]
     journal.append({**good, "file": "c.jpg"})
     assert [json.loads(line)["file"] for line in path.read_text().splitlines()] == ["a.jpg", "c.jpg"]
-
-
-def test_coco_image_ids_are_stable_numeric_stems_else_a_running_index():
-    ids = coco_image_ids(["b.jpg", "000000000002.jpg", "a.jpg", "x/000000000002.png", "000000397133.jpg"])
-    assert ids == {"000000000002.jpg": 2, "000000397133.jpg": 397133, "a.jpg": 1, "b.jpg": 3,
-                   "x/000000000002.png": 4}
 
 
 def test_the_script_exits_non_zero_with_a_summary_when_a_file_failed(tiny_frozen_dir, mixed_folder, tmp_path,
@@ -206,106 +199,176 @@ def test_the_script_exits_non_zero_with_a_summary_when_a_file_failed(tiny_frozen
 
 
 # ---------------------------------------------------------------------------------------------- processes
+# The script runs in its own process, held at known points: its model waits at a gate before each picture.
 
-PICTURES_IN_SLOW_RUN = 40
+PICTURES_IN_PROCESS_RUN = 8
+GATE_PAYLOAD = 1 << 20  # far more than a pipe holds, so the model waits until the test has read all of it
 
 
-def _build_slow_model(folder: Path, iterations: int = 40, size: int = 384) -> Path:
-    """The tiny model's outputs, made to wait on a chain of matrix products (~0.1 s a picture)."""
+def _build_gated_model(folder: Path, gates: Path) -> Path:
+    """The tiny model, made to write GATE_PAYLOAD bytes to `gates/<red value of the first pixel>` before answering.
+
+    Where that path is a FIFO the test made, the run waits there until the test opens and drains it (a picture
+    "at its gate"); anywhere else the write makes a plain file and the run goes on (the model's warm-up).
+    """
     import tensorflow as tf
 
     graph = tf.Graph()
     with graph.as_default():
         images = tf.compat.v1.placeholder(tf.uint8, [None, None, None, 3], name="image_tensor")
-        outputs = tiny_model._outputs(tf, images, with_masks=True)
-        x = tf.fill([size, size], tf.reduce_mean(tf.cast(images, tf.float32)) / 255.0 / size)
-        for _ in range(iterations):
-            x = tf.tanh(tf.matmul(x, x) + 0.1)
-        outputs["detection_scores"] = outputs["detection_scores"] + 0.0 * tf.reduce_min(x)
-        for name, tensor in outputs.items():
-            tf.identity(tensor, name=name)
+        key = tf.strings.as_string(tf.cast(images[0, 0, 0, 0], tf.int32))
+        payload = tf.strings.reduce_join(tf.fill([GATE_PAYLOAD], "."))
+        gate = tf.io.write_file(tf.strings.join([str(gates), "/", key]), payload)
+        with tf.control_dependencies([gate]):
+            for name, tensor in tiny_model._outputs(tf, images, with_masks=True).items():
+                tf.identity(tensor, name=name)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "frozen_inference_graph.pb").write_bytes(graph.as_graph_def().SerializeToString())
     return folder
 
 
-@pytest.fixture(scope="module")
-def slow_model_dir(tmp_path_factory) -> Path:
-    return _build_slow_model(tmp_path_factory.mktemp("models") / "slow")
+def _picture_name(i: int) -> str:
+    return f"p{i:03d}.png"
+
+
+def _picture_key(i: int) -> int:
+    """Picture i's red value, which names its gate (never 128: the warm-up's grey passes freely)."""
+    return 6 * i + 1
 
 
 @pytest.fixture()
-def many_pictures(tmp_path) -> Path:
-    folder = tmp_path / "many"
+def gated_run(tmp_path) -> tuple[Path, Path, Path]:
+    """(pictures folder, gated model folder, gates folder): each picture has a closed gate."""
+    folder, gates = tmp_path / "pictures", tmp_path / "gates"
     folder.mkdir()
-    for i in range(PICTURES_IN_SLOW_RUN):
-        Image.new("RGB", (96, 64), (i * 6, 100, 50)).save(folder / f"p{i:03d}.png")
-    return folder
+    gates.mkdir()
+    for i in range(PICTURES_IN_PROCESS_RUN):
+        Image.new("RGB", (96, 64), (_picture_key(i), 100, 50)).save(folder / _picture_name(i))
+        os.mkfifo(gates / str(_picture_key(i)))
+    return folder, _build_gated_model(tmp_path / "gated_model", gates), gates
 
 
-def _start(args: list[str], cwd: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.Popen([sys.executable, str(SCRIPT), *args], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+class HeldPicture:
+    """A picture whose model call waits at its gate until `release`."""
+
+    def __init__(self, gates: Path, i: int, process: subprocess.Popen, timeout: float = 120.0) -> None:
+        """Wait until picture i reaches its gate; fail at once if the process ends, or after `timeout` s."""
+        self._fd = os.open(gates / str(_picture_key(i)), os.O_RDONLY | os.O_NONBLOCK)
+        deadline = time.monotonic() + timeout
+        while not select.select([self._fd], [], [], 0.5)[0]:
+            if process.poll() is not None:
+                os.close(self._fd)
+                stderr = process.communicate()[1]
+                pytest.fail(f"the run ended before picture {i} reached the model: {stderr[-2000:]}")
+            if time.monotonic() > deadline:
+                os.close(self._fd)
+                process.kill()
+                pytest.fail(f"picture {i} did not reach the model in {timeout:.0f}s")
+
+    def release(self) -> None:
+        """Let the model call finish: read the gate until the model closes it."""
+        os.set_blocking(self._fd, True)
+        read = 0
+        while chunk := os.read(self._fd, 1 << 16):
+            read += len(chunk)
+        os.close(self._fd)
+        assert read == GATE_PAYLOAD
+
+    def abandon(self) -> None:
+        os.close(self._fd)
 
 
-def _wait_for_records(journal: Path, count: int, process: subprocess.Popen, timeout: float = 120.0) -> int:
+def _start(repo_root: Path, args: list[str], cwd: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(repo_root), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.Popen([sys.executable, str(repo_root / "instance_segmentation_images.py"), *args], cwd=cwd,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _release_pictures(gates: Path, count: int, process: subprocess.Popen) -> None:
+    for i in range(count):
+        HeldPicture(gates, i, process).release()
+
+
+def _wait_for_files(paths: list[Path], process: subprocess.Popen, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if journal.is_file():
-            lines = journal.read_bytes().count(b"\n")
-            if lines >= count:
-                return lines
-        if process.poll() is not None:
-            pytest.fail(f"the run ended before it could be stopped: {process.communicate()[1][-2000:]}")
-        time.sleep(0.01)
-    process.kill()
-    pytest.fail("the run made no progress")
+    while not all(path.exists() for path in paths):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"the run did not write {[str(p) for p in paths if not p.exists()]}")
+        time.sleep(0.05)
+
+
+def _journal_files(out: Path) -> list[str]:
+    return [json.loads(line)["file"] for line in (out / JOURNAL_NAME).read_text().splitlines()]
 
 
 @pytest.mark.slow
-def test_a_killed_run_leaves_no_partial_output_and_the_rerun_completes(slow_model_dir, many_pictures, tmp_path):
+def test_a_killed_run_leaves_no_partial_output_and_the_rerun_completes(repo_root, gated_run, tmp_path):
+    pictures, model_dir, gates = gated_run
     out = tmp_path / "out"
-    args = ["-i", str(many_pictures), "-o", str(out), "--model", str(slow_model_dir), "--no-progress",
+    args = ["-i", str(pictures), "-o", str(out), "--model", str(model_dir), "--no-progress",
             "--coco-json", str(out / "results.json")]
-    process = _start(args, tmp_path)
-    _wait_for_records(out / JOURNAL_NAME, 5, process)
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=30)
+    process = _start(repo_root, args, tmp_path)
+    try:
+        _release_pictures(gates, 4, process)
+        held = HeldPicture(gates, 4, process)  # the 5th picture is in the model when the run is killed
+        _wait_for_files([out / _picture_name(i) for i in range(4)], process)  # written by the writer threads
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+        held.abandon()
+    finally:
+        process.kill()
 
-    journal = [json.loads(line) for line in (out / JOURNAL_NAME).read_text().splitlines()]
-    assert 5 <= len(journal) < PICTURES_IN_SLOW_RUN
-    visible = sorted(p for p in out.iterdir() if p.suffix == ".png" and not p.name.startswith("."))
-    assert len(visible) >= len(journal)  # every recorded picture's overlay is there...
-    for path in visible:
-        assert read_image(path).shape == (64, 96, 3)  # ...and none is half-written
+    # Pictures 0-3 went through the model and their overlays were written; the journal records those whose
+    # writes the pipeline had collected (how many depends on the writer threads).
+    finished = [_picture_name(i) for i in range(4)]
+    recorded = _journal_files(out) if (out / JOURNAL_NAME).exists() else []
+    assert recorded == finished[: len(recorded)]  # whole records, in input order
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == finished
+    for name in finished:
+        assert read_image(out / name).shape == (64, 96, 3)  # complete pictures
+    assert not _temp_files(out)
     assert not (out / "results.json").exists()  # run files are written whole at the end, or not at all
 
-    rerun = _start(args, tmp_path)
+    # The rerun passes every gate, except that running a recorded picture again fails it (a folder is in the way).
+    for i in range(PICTURES_IN_PROCESS_RUN):
+        gate = gates / str(_picture_key(i))
+        gate.unlink()
+        if _picture_name(i) in recorded:
+            gate.mkdir()
+    stamps = {name: (out / name).stat().st_mtime_ns for name in recorded}
+    rerun = _start(repo_root, args, tmp_path)
     stdout, stderr = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, stderr
-    done = PICTURES_IN_SLOW_RUN - len(journal)
-    assert f"done {done}, skipped {len(journal)}, failed 0" in stderr
+    assert f"done {PICTURES_IN_PROCESS_RUN - len(recorded)}, skipped {len(recorded)}, failed 0" in stderr
+    assert {name: (out / name).stat().st_mtime_ns for name in recorded} == stamps
     assert not _temp_files(out)
-    assert len([p for p in out.iterdir() if p.suffix == ".png"]) == PICTURES_IN_SLOW_RUN
-    assert len(COCO(str(out / "results.json")).dataset["images"]) == PICTURES_IN_SLOW_RUN
+    every = [_picture_name(i) for i in range(PICTURES_IN_PROCESS_RUN)]
+    assert sorted(p.name for p in out.iterdir() if p.suffix == ".png") == every
+    assert _journal_files(out) == every  # the rerun appended the others after the killed run's records
+    assert sorted(image["file_name"] for image in COCO(str(out / "results.json")).dataset["images"]) == every
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_cleanly_keeping_the_finished_outputs(slow_model_dir, many_pictures, tmp_path):
+def test_ctrl_c_stops_cleanly_keeping_the_finished_outputs(repo_root, gated_run, tmp_path):
+    pictures, model_dir, gates = gated_run
     out = tmp_path / "out"
-    process = _start(["-i", str(many_pictures), "-o", str(out), "--model", str(slow_model_dir), "--no-progress",
-                      "--summary", str(out / "summary.csv")], tmp_path)
-    _wait_for_records(out / JOURNAL_NAME, 3, process)
-    process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=60)
+    process = _start(repo_root, ["-i", str(pictures), "-o", str(out), "--model", str(model_dir), "--no-progress",
+                                 "--summary", str(out / "summary.csv")], tmp_path)
+    try:
+        _release_pictures(gates, 3, process)
+        held = HeldPicture(gates, 3, process)
+        process.send_signal(signal.SIGINT)  # Ctrl+C while the 4th picture is in the model
+        held.release()
+        stdout, stderr = process.communicate(timeout=120)  # the 5th picture's gate stays closed: it must not start
+    finally:
+        process.kill()
 
     assert process.returncode == 130, stderr
-    assert "interrupted: done" in stderr and "Traceback" not in stderr
-    recorded = [json.loads(line)["file"] for line in (out / JOURNAL_NAME).read_text().splitlines()]
-    assert 3 <= len(recorded) < PICTURES_IN_SLOW_RUN
-    overlays = sorted(p.name for p in out.iterdir() if p.suffix == ".png")
-    assert overlays == sorted(recorded)  # what was in flight was finished and recorded, nothing more
+    assert "interrupted: done 4, skipped 0, failed 0" in stderr and "Traceback" not in stderr
+    finished = [_picture_name(i) for i in range(4)]  # the picture in flight was finished and recorded, no more
+    assert _journal_files(out) == finished
+    assert sorted(p.name for p in out.iterdir() if p.suffix == ".png") == finished
     with open(out / "summary.csv", newline="") as file:
-        assert [row["file"] for row in csv.DictReader(file)] == recorded
+        assert [row["file"] for row in csv.DictReader(file)] == finished
     assert not _temp_files(out)

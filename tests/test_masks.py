@@ -1,9 +1,10 @@
-"""Mask reframing against hand-computed cases and against TensorFlow's crop_and_resize path."""
+"""Mask reframing against hand-computed cases and against the TF OD API's crop_and_resize path."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from reference_postprocess import reference_image_masks
 
 from object_detection_utils.masks import masks_to_boxes, reframe_box_masks
 
@@ -68,21 +69,6 @@ def test_mismatched_boxes_are_refused():
         reframe_box_masks(np.ones((2, 15, 15)), np.zeros((1, 4)), 5, 5)
 
 
-def _tf_reference(box_masks, boxes, height, width):
-    """The TF OD API path: crop_and_resize of each box mask over the picture expressed in box coordinates."""
-    import tensorflow as tf
-
-    boxes = tf.constant(boxes, tf.float32)
-    count = tf.shape(boxes)[0]
-    unit = tf.reshape(tf.concat([tf.zeros([count, 2]), tf.ones([count, 2])], 1), [-1, 2, 2])
-    low, high = boxes[:, None, 0:2], boxes[:, None, 2:4]
-    reverse = tf.reshape((unit - low) / tf.maximum(high - low, 1e-4), [-1, 4])
-    crops = tf.image.crop_and_resize(
-        tf.constant(box_masks, tf.float32)[..., None], reverse, tf.range(count), [height, width], extrapolation_value=0
-    )
-    return (crops[..., 0] > 0.5).numpy()
-
-
 def test_matches_tensorflow_crop_and_resize_on_random_cases():
     rng = np.random.default_rng(1234)
     for _ in range(60):
@@ -92,7 +78,7 @@ def test_matches_tensorflow_crop_and_resize_on_random_cases():
         boxes = np.stack([corners[:, 0, 0], corners[:, 0, 1], corners[:, 1, 0], corners[:, 1, 1]], 1)
         box_masks = rng.uniform(0, 1, (count, 15, 15)).astype(np.float32)
         ours = reframe_box_masks(box_masks, boxes.astype(np.float32), height, width)
-        np.testing.assert_array_equal(ours, _tf_reference(box_masks, boxes, height, width))
+        np.testing.assert_array_equal(ours, reference_image_masks(box_masks, boxes, height, width))
 
 
 def test_masks_to_boxes_is_tight_and_exclusive():

@@ -6,7 +6,6 @@ import re
 
 import numpy as np
 import pytest
-from conftest import SHARED_MODELS
 
 import instance_segmentation
 from object_detection_utils import load_model, read_image, run_inference_for_single_image
@@ -36,23 +35,17 @@ def test_cli_over_every_real_picture(shared_data, tiny_saved_dir, tmp_path, caps
     assert capsys.readouterr().out.count("\tperson\t0.95\t") == len(_real_pictures(shared_data))
 
 
-def _real_models():
-    if not SHARED_MODELS.is_dir():
-        return []
-    return sorted(p for p in SHARED_MODELS.iterdir() if p.is_dir() and (p / "README.md").is_file())
-
-
-@pytest.mark.parametrize("model_dir", _real_models() or [None], ids=lambda p: getattr(p, "name", "none"))
-def test_real_trained_model(model_dir, shared_data):
+def test_real_trained_model(trained_model_dir, shared_data):
     """A real model's README lists what it finds as lines `expect: <picture> <class> ...`.
 
     The picture path is relative to the model's folder, or else to ../shared/data.
     """
-    if model_dir is None:
-        pytest.skip(f"no real trained model under {SHARED_MODELS} yet (the training issue will put one there)")
-    expectations = re.findall(r"^expect:\s*(\S+)\s+(.+)$", (model_dir / "README.md").read_text(), re.MULTILINE)
+    model_dir = trained_model_dir
+    readme = model_dir / "README.md"
+    text = readme.read_text() if readme.is_file() else ""
+    expectations = re.findall(r"^expect:\s*(\S+)\s+(.+)$", text, re.MULTILINE)
     if not expectations:
-        pytest.skip(f"{model_dir}/README.md has no 'expect: <picture> <class> ...' lines to check")
+        pytest.skip(f"{readme} has no 'expect: <picture> <class> ...' lines to check")
     model = load_model(model_dir)
     for picture, classes in expectations:
         image = read_image(model_dir / picture if (model_dir / picture).is_file() else shared_data / picture)

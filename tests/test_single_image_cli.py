@@ -9,22 +9,27 @@ import sys
 import numpy as np
 import pytest
 import tiny_model
-from conftest import REPO
 from PIL import Image
 
 import instance_segmentation
 from object_detection_utils import read_image
 
 
-def _run_script(*args: str, cwd=REPO) -> subprocess.CompletedProcess:
-    env = {**os.environ, "MPLBACKEND": "Agg"}
-    env.pop("DISPLAY", None)
-    return subprocess.run([sys.executable, str(REPO / "instance_segmentation.py"), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=180)
+@pytest.fixture()
+def run_script(repo_root):
+    """Runs instance_segmentation.py in a fresh process without a display, as a user would."""
+
+    def run(*args: str, cwd=repo_root) -> subprocess.CompletedProcess:
+        env = {**os.environ, "MPLBACKEND": "Agg"}
+        env.pop("DISPLAY", None)
+        return subprocess.run([sys.executable, str(repo_root / "instance_segmentation.py"), *args], cwd=cwd,
+                              env=env, capture_output=True, text=True, timeout=180)
+
+    return run
 
 
-def test_script_as_a_user_runs_it(tiny_frozen_dir, tmp_path):
-    result = _run_script("--model", str(tiny_frozen_dir), "--no-display", cwd=tmp_path)
+def test_script_as_a_user_runs_it(run_script, tiny_frozen_dir, tmp_path):
+    result = run_script("--model", str(tiny_frozen_dir), "--no-display", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 2
@@ -74,10 +79,10 @@ def test_class_and_score_filters_from_the_command_line(tiny_frozen_dir, tmp_path
         (lambda p: None, "no such file"),
     ],
 )
-def test_bad_picture_is_one_line_and_exit_2(tiny_frozen_dir, tmp_path, make_input, message):
+def test_bad_picture_is_one_line_and_exit_2(run_script, tiny_frozen_dir, tmp_path, make_input, message):
     picture = tmp_path / "bad.jpg"
     make_input(picture)
-    result = _run_script("-i", str(picture), "--model", str(tiny_frozen_dir), "--no-display", cwd=tmp_path)
+    result = run_script("-i", str(picture), "--model", str(tiny_frozen_dir), "--no-display", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip() == f"error: {picture}: {message}" or (
         result.stderr.count("\n") == 1 and message in result.stderr and str(picture) in result.stderr
@@ -85,15 +90,15 @@ def test_bad_picture_is_one_line_and_exit_2(tiny_frozen_dir, tmp_path, make_inpu
     assert "Traceback" not in result.stderr
 
 
-def test_bad_model_and_bad_class_are_one_line(tiny_frozen_dir, tmp_path):
-    missing = _run_script("--model", str(tmp_path / "none"), "--no-display", cwd=tmp_path)
+def test_bad_model_and_bad_class_are_one_line(run_script, tiny_frozen_dir, tmp_path):
+    missing = run_script("--model", str(tmp_path / "none"), "--no-display", cwd=tmp_path)
     assert missing.returncode == 2 and missing.stderr.strip() == f"error: {tmp_path / 'none'}: no such model file or folder"
-    unknown_class = _run_script("--model", str(tiny_frozen_dir), "--classes", "unicorn", "--no-display", cwd=tmp_path)
+    unknown_class = run_script("--model", str(tiny_frozen_dir), "--classes", "unicorn", "--no-display", cwd=tmp_path)
     assert unknown_class.returncode == 2 and unknown_class.stderr.startswith("error: unknown class 'unicorn'")
 
 
-def test_unsupported_output_type(tiny_frozen_dir, tmp_path):
-    result = _run_script("--model", str(tiny_frozen_dir), "-o", str(tmp_path / "x.txt"), "--no-display")
+def test_unsupported_output_type(run_script, tiny_frozen_dir, tmp_path):
+    result = run_script("--model", str(tiny_frozen_dir), "-o", str(tmp_path / "x.txt"), "--no-display")
     assert result.returncode == 2 and "unsupported output picture type '.txt'" in result.stderr
 
 

@@ -6,8 +6,13 @@ import dataclasses
 import functools
 import http.server
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
+import weakref
+from collections import deque
 from pathlib import Path
 
 import cv2
@@ -16,17 +21,16 @@ import pytest
 import tiny_model
 
 import instance_segmentation_webcam as webcam
-from object_detection_utils import load_model
+from object_detection_utils import Segmenter, load_model
 from object_detection_utils.apps import cli
 from object_detection_utils.apps.video_segmentation import segment_video
+from object_detection_utils.errors import VideoSourceError, VideoWriteError
 from object_detection_utils.io.coco import decode_mask
 from object_detection_utils.io.video import (
     JsonLinesSink,
     LatestFrameReader,
     ReconnectingSource,
     VideoSink,
-    VideoSourceError,
-    VideoWriteError,
     open_source,
     open_video_source,
 )
@@ -64,39 +68,134 @@ def read_video(path: Path) -> tuple[list[np.ndarray], float, tuple[int, int]]:
 
 
 class FakeCamera:
-    """A live `FrameSource` whose frame i is captured at start + i * `period`, like a real camera's clock.
+    """A live `FrameSource` that delivers a BRIGHT frame whenever read, ending after `frames` frames (never when
+    None). `pause` seconds before each frame only keeps an endless camera from spinning a core."""
 
-    A reader that falls behind gets the frames that were due meanwhile right away, one by one, as from a
-    camera's buffer; `times[i]` is when frame i was captured. Ends after `frames` frames (never when None).
+    live = True
+    fps = 100.0
+    frame_count = None
+
+    def __init__(self, frames: int | None = None, pause: float = 0.002) -> None:
+        self.name = "fake camera"
+        self.frames = frames
+        self.pause = pause
+        self.delivered = 0
+        self.closed = False
+
+    def read(self) -> np.ndarray | None:
+        if self.closed or (self.frames is not None and self.delivered >= self.frames):
+            return None
+        time.sleep(self.pause)
+        self.delivered += 1
+        return np.full((HEIGHT, WIDTH, 3), BRIGHT, np.uint8)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class StepCamera:
+    """A live `FrameSource` the test drives: `read` waits until the test hands it a frame (`deliver`) or ends it.
+
+    Keeps only weak references to what it delivered, so a test can see which frames are still held.
     """
 
     live = True
     fps = 100.0
     frame_count = None
 
-    def __init__(self, frames: int | None = None, period: float = 0.0, name: str = "fake camera") -> None:
-        self.name = name
-        self.frames = frames
-        self.period = period
-        self.times: list[float] = []
+    def __init__(self) -> None:
+        self.name = "step camera"
+        self.delivered: list[weakref.ref] = []
         self.closed = False
+        self._queue: deque[np.ndarray | None] = deque()
+        self._reads = 0  # calls of read(), the one waiting now included
+        self._condition = threading.Condition()
 
-    @property
-    def delivered(self) -> int:
-        return len(self.times)
+    def deliver(self, *values: int) -> None:
+        """Make one uniform frame per value available, in order."""
+        with self._condition:
+            self._queue.extend(np.full((HEIGHT, WIDTH, 3), value, np.uint8) for value in values)
+            self._condition.notify_all()
+
+    def end(self) -> None:
+        """The camera stops: the next read gets nothing."""
+        with self._condition:
+            self._queue.append(None)
+            self._condition.notify_all()
+
+    def wait_until_all_read(self, count: int, timeout: float = 30.0) -> None:
+        """Wait until `count` frames were taken and the reader is back waiting for another (so it stored them)."""
+        with self._condition:
+            assert self._condition.wait_for(lambda: len(self.delivered) == count and self._reads > count, timeout)
 
     def read(self) -> np.ndarray | None:
-        if self.closed or (self.frames is not None and self.delivered >= self.frames):
-            return None
-        now = time.monotonic()
-        due = self.times[0] + self.delivered * self.period if self.times else now
-        if due > now:
-            time.sleep(due - now)
-        self.times.append(due)
-        return np.full((HEIGHT, WIDTH, 3), BRIGHT, np.uint8)
+        with self._condition:
+            self._reads += 1
+            self._condition.notify_all()
+            self._condition.wait_for(lambda: self._queue)
+            image = self._queue.popleft()
+            if image is not None:
+                self.delivered.append(weakref.ref(image))
+            return image
 
     def close(self) -> None:
         self.closed = True
+
+
+class GatedModel:
+    """A segmenter's model, but each call waits until the test allows it to finish (`allow`).
+
+    `segmenter` runs it; `values` holds the pixel value of each picture the model was given, in call order.
+    """
+
+    def __init__(self, segmenter: Segmenter) -> None:
+        self.segmenter = Segmenter(dataclasses.replace(segmenter.model, _run=self._run))
+        self.values: list[int] = []
+        self._run_tiny = segmenter.model._run
+        self._allowed = 0
+        self._condition = threading.Condition()
+
+    def _run(self, images: np.ndarray):
+        with self._condition:
+            self.values.append(int(images[0, 0, 0, 0]))
+            call = len(self.values)
+            self._condition.notify_all()
+            assert self._condition.wait_for(lambda: self._allowed >= call, timeout=60), "the test never let it finish"
+        return self._run_tiny(images)
+
+    def wait_for_call(self, count: int, timeout: float = 30.0) -> None:
+        """Wait until the model has been called `count` times."""
+        with self._condition:
+            assert self._condition.wait_for(lambda: len(self.values) >= count, timeout), self.values
+
+    def allow(self, calls: int = 1) -> None:
+        with self._condition:
+            self._allowed += calls
+            self._condition.notify_all()
+
+
+class CountingSource:
+    """Wraps a `FrameSource`; a test can wait until it has delivered a number of frames."""
+
+    def __init__(self, source) -> None:
+        self._source = source
+        self.name, self.live, self.fps, self.frame_count = source.name, source.live, source.fps, source.frame_count
+        self.delivered = 0
+        self._condition = threading.Condition()
+
+    def read(self) -> np.ndarray | None:
+        image = self._source.read()
+        with self._condition:
+            self.delivered += image is not None
+            self._condition.notify_all()
+        return image
+
+    def wait_for_frames(self, count: int, timeout: float = 30.0) -> None:
+        with self._condition:
+            assert self._condition.wait_for(lambda: self.delivered >= count, timeout), self.delivered
+
+    def close(self) -> None:
+        self._source.close()
 
 
 class FakeWindow:
@@ -118,19 +217,35 @@ class FakeWindow:
         self.is_open = False
 
 
+class InBackground:
+    """Runs `segment_video` on a thread, so the test can drive the camera and the model meanwhile."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.results: list = []
+        self.summary = None
+        self._error: BaseException | None = None
+        kwargs.setdefault("on_frame", lambda result, _: self.results.append(result))
+        self._thread = threading.Thread(target=self._run, args=args, kwargs=kwargs, daemon=True)
+        self._thread.start()
+
+    def _run(self, *args, **kwargs) -> None:
+        try:
+            self.summary = segment_video(*args, progress=False, **kwargs)
+        except BaseException as error:  # re-raised on the test's thread by `finish`
+            self._error = error
+
+    def finish(self, timeout: float = 60.0):
+        """The run's summary, once it has ended."""
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), "the run did not end"
+        if self._error is not None:
+            raise self._error
+        return self.summary
+
+
 @pytest.fixture(scope="module")
-def tiny(tiny_frozen_dir):
-    return load_model(tiny_frozen_dir)
-
-
-def slow(model, seconds: float):
-    """The same model, taking at least `seconds` per call: slower than the camera."""
-
-    def run(images):
-        time.sleep(seconds)
-        return model._run(images)
-
-    return dataclasses.replace(model, _run=run)
+def tiny(tiny_frozen_dir) -> Segmenter:
+    return Segmenter(load_model(tiny_frozen_dir))
 
 
 def no_part_files(folder: Path) -> bool:
@@ -198,55 +313,80 @@ def test_drawn_frames_show_class_coloured_masks_and_the_status_line(tmp_path, ti
 # --- newest-frame mode ---------------------------------------------------------------------------------------
 
 
-def test_newest_frame_mode_never_shows_a_frame_older_than_one_inference(tiny):
-    inference = 0.12
-    camera = FakeCamera(period=0.005)  # 200 frames per second, far faster than the model
-    seen = []
-    summary = segment_video(slow(tiny, inference), camera, max_frames=6, progress=False,
-                            on_frame=lambda result, shown_at: seen.append((result, shown_at)))
-    assert summary.frames_processed == 6 and summary.stop_reason == "6 frames done"
-    for result, shown_at in seen:
-        assert result.inference_seconds >= inference
-        captured = camera.times[result.frame.index]  # by the camera's clock, not when it was read
-        # when inference started, the frame was the newest (at most about one camera period old) ...
-        assert result.started_at - captured < 0.06
-        # ... so what is shown is no older than the time spent on it
-        assert shown_at - captured < (shown_at - result.started_at) + 0.06
-        assert shown_at - captured < 1.6 * result.inference_seconds
-    indices = [result.frame.index for result, _ in seen]
-    assert min(np.diff(indices)) >= 5  # frames that arrived during an inference were skipped
-    assert summary.frames_read > 5 * summary.frames_processed
+def test_newest_frame_mode_segments_the_newest_frame_and_drops_the_others(tiny):
+    camera, gated = StepCamera(), GatedModel(tiny)
+    run = InBackground(gated.segmenter, camera, max_frames=3)
+    camera.deliver(10)
+    gated.wait_for_call(1)  # the reader hands over the first frame as soon as it arrives
+    camera.deliver(11, 12, 13)  # while the model is busy
+    camera.wait_until_all_read(4)
+    # the reader holds the newest frame only: 11 and 12 are gone, not queued (10 is the model's)
+    assert [ref() is not None for ref in camera.delivered] == [True, False, False, True]
+    gated.allow()
+    gated.wait_for_call(2)
+    assert gated.values == [10, 13]  # the next inference starts on the newest frame
+    gated.allow()
+    camera.deliver(14)  # the loop is waiting for a newer frame: it wakes when one arrives
+    gated.wait_for_call(3)
+    camera.end()
+    gated.allow()
+    summary = run.finish()
+
+    assert gated.values == [10, 13, 14]
+    assert [result.frame.index for result in run.results] == [0, 3, 4]
+    assert summary.stop_reason == "3 frames done"
+    assert (summary.frames_read, summary.frames_processed) == (5, 3)
     assert camera.closed
 
 
-def test_reader_keeps_only_the_newest_frame(tiny):
-    source = FakeCamera(frames=50)
-    reader = LatestFrameReader(source).start()
+def test_reader_keeps_only_the_newest_frame_and_wakes_the_consumer_when_one_arrives():
+    camera = StepCamera()
+    reader = LatestFrameReader(camera).start()
     try:
-        deadline = time.monotonic() + 10
-        while source.delivered < 50 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        camera.deliver(*range(50, 100))
+        camera.wait_until_all_read(50)
+        assert sum(ref() is not None for ref in camera.delivered) == 1  # memory stays at one frame
         frame = reader.next_frame()
-        assert frame.index == 49  # the 49 older ones were dropped, not queued
-        assert reader.next_frame(newer_than=49) is None  # the source ended
-        assert reader.frames_read == 50
+        assert frame.index == 49 and (frame.image == 99).all()  # the 49 older ones were dropped, not queued
+
+        taken = []
+        consumer = threading.Thread(target=lambda: taken.append(reader.next_frame(newer_than=49)), daemon=True)
+        consumer.start()
+        camera.deliver(7)
+        consumer.join(30)
+        assert not consumer.is_alive() and taken[0].index == 50 and (taken[0].image == 7).all()
+
+        camera.end()
+        assert reader.next_frame(newer_than=50) is None  # the source ended
+        assert reader.frames_read == 51
     finally:
         reader.stop()
-    assert source.closed
+    assert camera.closed
 
 
 def test_newest_frame_mode_on_a_file_keeps_its_frame_rate_and_duration(tmp_path, tiny):
-    clip = make_video(tmp_path / "clip.avi", [BRIGHT] * 30, fps=25.0)
+    values = [40 + 5 * i for i in range(30)]  # every frame looks different
+    source = CountingSource(open_source(make_video(tmp_path / "clip.avi", values, fps=25.0)))
     out = tmp_path / "out.avi"
-    indices = []
-    summary = segment_video(slow(tiny, 0.1), open_source(clip), output=out, progress=False,
-                            on_frame=lambda result, _: indices.append(result.frame.index))
+    gated = GatedModel(tiny)
+    run = InBackground(gated.segmenter, source, output=out)
+    gated.wait_for_call(1)
+    source.wait_for_frames(12)  # played at 25 fps while the model is held: frame 10 was stored, 11 read
+    gated.allow(len(values))
+    summary = run.finish()
+
     assert summary.stop_reason == "end of file" and summary.frames_read == 30
-    assert summary.frames_processed < 30  # played at 25 fps, the model keeps up with one frame in ~3
+    indices = [result.frame.index for result in run.results]
+    assert indices[0] == 0 and indices[1] >= 10  # the frames that came during the first inference were skipped
+    assert indices[-1] == 29  # the last frame is always segmented
     # each segmented frame stands in for the frames skipped after it: the video lasts as long as the source
-    assert summary.frames_written == indices[-1] + 1
+    assert summary.frames_written == 30
     frames, fps, size = read_video(out)
-    assert len(frames) == summary.frames_written and fps == pytest.approx(25.0) and size == (WIDTH, HEIGHT)
+    assert len(frames) == 30 and fps == pytest.approx(25.0) and size == (WIDTH, HEIGHT)
+    for start, stop in zip(indices, indices[1:] + [30]):
+        for skipped in range(start + 1, stop):
+            np.testing.assert_array_equal(frames[skipped], frames[start])
+    assert not np.array_equal(frames[indices[1]], frames[0])
 
 
 # --- stopping: failures, window, Ctrl+C ----------------------------------------------------------------------
@@ -258,7 +398,7 @@ def test_camera_failing_midway_reconnects_a_few_times_then_stops_with_one_line(t
     def opener():
         if cameras:
             raise VideoSourceError("fake camera: unplugged")
-        cameras.append(FakeCamera(frames=5, period=0.01))
+        cameras.append(FakeCamera(frames=5))
         return cameras[-1]
 
     source = ReconnectingSource(opener, attempts=3, delay=0.01, sleep=sleeps.append)
@@ -284,7 +424,7 @@ def test_dropped_stream_that_comes_back_goes_on(tiny):
             raise VideoSourceError("fake camera: not yet")
         if len(attempts) > 3:
             raise VideoSourceError("fake camera: gone")
-        opened.append(FakeCamera(frames=4, period=0.005))
+        opened.append(FakeCamera(frames=4))
         return opened[-1]
 
     source = ReconnectingSource(opener, attempts=2, delay=0, sleep=lambda s: None)
@@ -297,7 +437,7 @@ def test_dropped_stream_that_comes_back_goes_on(tiny):
 
 def test_window_closed_and_ctrl_c_stop_cleanly_and_finish_the_files(tmp_path, tiny):
     window = FakeWindow(close_after=3)
-    camera = FakeCamera(period=0.002)
+    camera = FakeCamera()
     out = tmp_path / "window.avi"
     summary = segment_video(tiny, camera, window=window, output=out, progress=False)
     assert summary.stop_reason == "window closed" and summary.frames_processed == 3
@@ -320,7 +460,7 @@ def test_pressing_q_or_esc_in_the_real_window_stops_the_run(tiny, key):
     from matplotlib.backend_bases import KeyEvent
 
     window = display.Window("video test")
-    camera = FakeCamera(period=0.002)
+    camera = FakeCamera()
 
     def press_key_at_third_frame(result, _):
         if len(shown) == 2:
@@ -431,3 +571,28 @@ def test_json_lines_sink_is_atomic(tmp_path):
         assert not path.exists()
     assert [json.loads(line) for line in path.read_text().splitlines()] == [{"frame": 0}, {"frame": 1}]
     assert no_part_files(tmp_path)
+
+
+def test_opening_a_damaged_video_prints_nothing_from_ffmpeg_or_opencv(tmp_path):
+    writer = cv2.VideoWriter(str(tmp_path / "good.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 48))
+    for value in range(0, 200, 10):
+        writer.write(np.full((48, 64, 3), value, np.uint8))
+    writer.release()
+    data = (tmp_path / "good.mp4").read_bytes()
+    damaged = tmp_path / "damaged.mp4"
+    damaged.write_bytes(data[: len(data) // 3])  # FFmpeg alone would print "moov atom not found"
+    code = """
+import sys
+from object_detection_utils.io.video import VideoSourceError, open_source
+for spec in sys.argv[1:]:
+    try:
+        open_source(spec)
+    except VideoSourceError as error:
+        print(error)
+"""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("OPENCV_")}
+    result = subprocess.run([sys.executable, "-c", code, str(damaged), "99"], capture_output=True, text=True,
+                            env=env, timeout=120)
+    assert result.stderr == ""
+    assert result.stdout == (f"{damaged}: not a readable video (unknown format or damaged file)\n"
+                             "camera 99: no camera at that index (or it is in use)\n")
