@@ -60,6 +60,15 @@ def _naming(path: Path) -> Iterator[None]:
         raise OSError(error.errno, error.strerror, str(path)) from error
 
 
+def check_writable(folder: str | Path) -> None:
+    """Create `folder` if needed and make sure a file can be written in it, so a read-only or full place fails
+    before any slow work starts; raises OSError naming the folder."""
+    folder = Path(folder)
+    with _naming(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+    temp_path_beside(folder / ".write-check").unlink()
+
+
 def is_temp_name(name: str) -> bool:
     """Whether `name` is one `temp_path_beside` or `atomic_directory` makes (`.<name>.<random>.part[<suffix>]`)."""
     if not name.startswith("."):

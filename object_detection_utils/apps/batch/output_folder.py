@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ...errors import InstanceSegmentationError
-from ...io.atomic import temp_path_beside
+from ...io.atomic import check_writable
 from ...io.locks import LockBusy, file_lock
 
 LOCK_NAME = ".instance-segmentation-batch.lock"
@@ -23,8 +23,7 @@ def claim_output_folder(output_dir: str | Path) -> Iterator[None]:
     """
     output_dir = Path(output_dir)
     try:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        temp_path_beside(output_dir / LOCK_NAME).unlink()
+        check_writable(output_dir)
     except OSError as error:
         raise InstanceSegmentationError(f"{output_dir}: cannot write outputs there ({error.strerror})") from None
     try:
