@@ -11,13 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from object_detection_utils import (
-    draw_detections,
-    read_image,
-    run_inference_for_single_image,
-    sample_image_path,
-    write_image,
-)
+from object_detection_utils import draw_detections, read_image, sample_image_path, write_image
 from object_detection_utils.apps import cli
 from object_detection_utils.errors import InstanceSegmentationError
 from object_detection_utils.io.images import IMAGE_SUFFIXES
@@ -33,6 +27,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-display", action="store_true", help="never open windows")
     parser.add_argument("--display-seconds", type=float, default=None,
                         help="close the windows after this many seconds (default: when closed, or q/Esc)")
+    cli.add_picture_arguments(parser)
     cli.add_model_arguments(parser)
     return cli.parse_args(parser, argv)
 
@@ -46,22 +41,20 @@ def default_output_path(image_path: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     image_path = args.image or sample_image_path()
-    image = read_image(image_path)  # a bad picture fails before the slow model load
+    image = read_image(image_path, max_pixels=args.max_pixels)  # a bad picture fails before the slow model load
     output = args.output or default_output_path(image_path)
     if output.suffix.lower() not in IMAGE_SUFFIXES:
         raise InstanceSegmentationError(f"{output}: unsupported output picture type {output.suffix!r}")
 
-    model = cli.load_model_from_args(args)
+    segmenter = cli.segmenter_from_args(args)
     start = time.perf_counter()
-    detections = run_inference_for_single_image(
-        model, image, args.class_ids, min_score=args.min_score, mask_threshold=args.mask_threshold
-    )
+    detections = segmenter(image)
     seconds = time.perf_counter() - start
     segmented = draw_detections(image, detections)
     write_image(output, segmented)
 
     print("\n".join(cli.format_detections(str(image_path), detections)))
-    print(f"{len(detections)} instances in {seconds:.2f}s with {model.name}; saved {output}", file=sys.stderr)
+    print(f"{len(detections)} instances in {seconds:.2f}s with {segmenter.name}; saved {output}", file=sys.stderr)
 
     if not args.no_display and display.display_available():
         windows = [display.Window(f"original: {image_path.name}"), display.Window(f"segmented: {image_path.name}")]

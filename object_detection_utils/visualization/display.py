@@ -52,8 +52,13 @@ class Window:
         if event.key in _STOP_KEYS:
             self.close()
 
-    def _on_close(self, _event) -> None:
+    def _on_close(self, event) -> None:
         self.is_open = False
+        # `pump_events` runs the GUI loop of the newest figure for a set time. Tk's backend cancels the timer
+        # that ends that loop when the figure is destroyed (`q`, Esc or closing the newest window), so the loop
+        # would run on until every window is gone: end it now. `event.canvas`, because by now the figure's own
+        # `canvas` is matplotlib's GUI-less base one.
+        event.canvas.stop_event_loop()
 
     def show(self, image: np.ndarray) -> None:
         """Display an (H, W, 3) RGB picture, replacing the last one."""
@@ -89,7 +94,7 @@ def pump_events(seconds: float) -> None:
 
 
 def show_until_closed(windows: list[Window], timeout: float | None = None) -> None:
-    """Keep windows up until all are closed (or `q`/Esc in any), or `timeout` seconds pass."""
+    """Keep windows up until any of them is closed (`q`, Esc or its close button), or `timeout` seconds pass."""
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
         while all(window.is_open for window in windows):
