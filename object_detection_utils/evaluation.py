@@ -22,6 +22,7 @@ from pycocotools.cocoeval import COCOeval
 
 from .errors import EvaluationError
 from .io.atomic import write_text_atomic
+from .io.json_files import read_json
 
 IOU_TYPES = ("bbox", "segm")
 MATCH_IOU = 0.5
@@ -36,19 +37,10 @@ def _quietly(function, *args):
         return function(*args)
 
 
-def _read_json(path: Path, what: str) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise EvaluationError(f"{path}: no such {what} file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise EvaluationError(f"{path}: not a readable JSON file ({error})") from None
-
-
 def load_ground_truth(path: str | Path) -> COCO:
     """A pycocotools `COCO` of an annotations JSON; the `info`/`licenses` keys some files lack are added in memory."""
     path = Path(path)
-    return ground_truth_from_dict(_read_json(path, "annotations"), source=str(path))
+    return ground_truth_from_dict(read_json(path, EvaluationError, "annotations"), source=str(path))
 
 
 def ground_truth_from_dict(dataset: dict[str, Any], source: str = "annotations") -> COCO:
@@ -75,7 +67,7 @@ def load_results(path: str | Path, ground_truth: COCO | None = None) -> list[dic
     image ids are renumbered to the ground truth's by file name, when `ground_truth` is given.
     """
     path = Path(path)
-    data = _read_json(path, "results")
+    data = read_json(path, EvaluationError, "results")
     if isinstance(data, dict) and isinstance(data.get("annotations"), list):
         entries = data["annotations"]
         if ground_truth is not None and isinstance(data.get("images"), list):

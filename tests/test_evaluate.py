@@ -239,7 +239,7 @@ def test_missing_picture_is_skipped_and_the_rest_evaluated(tiny_frozen_dir, data
 
 @pytest.mark.parametrize("content, message", [
     (None, "no such annotations file"),
-    ("{not json", "not a readable JSON file"),
+    ("{not json", "line 1: not valid JSON (Expecting property name enclosed in double quotes)"),
     ('{"images": []}', "not COCO annotations (missing annotations, categories)"),
 ])
 def test_bad_annotations_give_one_line(tmp_path, capsys, content, message):

@@ -310,7 +310,7 @@ def test_script_uses_the_export_and_reports_bad_data_in_one_line(trained, tmp_pa
          str(tmp_path / "bad.json"), "--images", str(tmp_path), "--model-dir", str(tmp_path / "run")],
         capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert done.returncode == 2
-    assert done.stderr.strip().count("\n") == 0 and "bad.json: not a readable JSON file" in done.stderr
+    assert done.stderr.strip().count("\n") == 0 and "bad.json: line 1: not valid JSON (" in done.stderr
 
     done = subprocess.run(
         [sys.executable, str(REPO / "instance_segmentation_train.py"), "export", "--model-dir", str(tmp_path),

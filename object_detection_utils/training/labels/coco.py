@@ -9,7 +9,6 @@ read as ordinary instances, or training would ignore them as crowds.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from pycocotools import mask as mask_utils
 
 from ...errors import DatasetError
 from ...io.coco import decode_mask
+from ...io.json_files import read_json
 from .builder import DatasetBuilder, Part, pick_images_folder, rectangle
 
 
@@ -33,12 +33,7 @@ def coco_file(path: Path) -> Path:
 def read_coco(path: Path, images: Path | None, categories: list[dict[str, Any]] | None) -> DatasetBuilder:
     """Read a COCO instances file (or the folder of one, see `coco_file`)."""
     file = coco_file(path)
-    try:
-        document = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as error:
-        raise DatasetError(f"{file}: cannot be read ({error})") from None
-    except json.JSONDecodeError as error:
-        raise DatasetError(f"{file}: line {error.lineno}: not valid JSON ({error.msg})") from None
+    document = read_json(file, DatasetError, "COCO annotations")
     if not isinstance(document, dict) or not all(isinstance(document.get(k), list)
                                                  for k in ("images", "annotations", "categories")):
         raise DatasetError(f"{file}: not COCO instances (expected lists images, annotations and categories)")

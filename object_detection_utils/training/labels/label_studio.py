@@ -13,7 +13,6 @@ read as COCO.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -22,6 +21,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 import numpy as np
 
 from ...errors import DatasetError
+from ...io.json_files import read_json
 from .builder import DatasetBuilder, Part, pick_images_folder, rectangle
 
 _UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-")
@@ -91,12 +91,7 @@ def _chosen_annotation(task: dict[str, Any]) -> tuple[int, dict[str, Any]] | Non
 
 def read_label_studio(path: Path, images: Path | None, categories: list[dict[str, Any]] | None) -> DatasetBuilder:
     """Read a Label Studio JSON export (a .json list of tasks)."""
-    try:
-        tasks = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as error:
-        raise DatasetError(f"{path}: cannot be read ({error})") from None
-    except json.JSONDecodeError as error:
-        raise DatasetError(f"{path}: line {error.lineno}: not valid JSON ({error.msg})") from None
+    tasks = read_json(path, DatasetError, "Label Studio export")
     if not isinstance(tasks, list):
         raise DatasetError(f"{path}: not a Label Studio JSON export (expected a list of tasks)")
     names = [_picture_name(t) or "" for t in tasks if isinstance(t, dict)]
