@@ -17,13 +17,25 @@ from pathlib import Path
 
 from object_detection_utils.apps import cli
 from object_detection_utils.apps.video_segmentation import segment_video
+from object_detection_utils.errors import VideoWriteError
 from object_detection_utils.io.video import (
     FOURCC_BY_SUFFIX,
     RECONNECT_ATTEMPTS,
-    VideoWriteError,
+    STALL_TIMEOUT,
+    check_writable,
     open_video_source,
 )
 from object_detection_utils.visualization import display
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (0 or more)")
+    return value
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -39,6 +51,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-frames", type=int, default=None, help="stop after segmenting this many frames")
     parser.add_argument("--reconnect", type=int, default=RECONNECT_ATTEMPTS,
                         help="reconnection attempts when a camera or stream drops (default: %(default)s)")
+    parser.add_argument("--stall-timeout", type=_seconds, default=STALL_TIMEOUT, metavar="SECONDS",
+                        help="a camera or stream that gives no frame for this long has dropped: reconnect, "
+                             "then stop (0: wait for ever) (default: %(default)s)")
     parser.add_argument("--no-display", action="store_true", help="never open a window (headless)")
     cli.add_model_arguments(parser)
     args = cli.parse_args(parser, argv)
@@ -51,7 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.output is not None and args.json_lines is not None and args.output.resolve() == args.json_lines.resolve():
         raise VideoWriteError(f"{args.output}: --output and --json-lines name the same file")
-    source = open_video_source(args.source, attempts=args.reconnect)  # a bad source fails before the model load
+    for path in (args.output, args.json_lines):
+        if path is not None:
+            check_writable(path)
+    source = open_video_source(  # a bad source fails before the model load
+        args.source, attempts=args.reconnect, stall_timeout=args.stall_timeout or None)
     try:
         segmenter = cli.segmenter_from_args(args)
         window = None

@@ -4,11 +4,18 @@ Two ways to take frames from a source:
 - newest frame (live): a reader thread keeps only the newest frame; each inference takes whatever is newest
   when it starts, so the picture shown lags the camera by at most one inference and nothing piles up.
 - every frame (offline, files only): each frame in order, none skipped.
+
+Ctrl+C interrupts reading and inference at once; while a frame's outputs are written, and while the outputs
+are finished, it waits for them, so the video and the JSON lines hold the same frames and are never left
+half-written.
 """
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import statistics
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -18,7 +25,8 @@ import numpy as np
 from tqdm import tqdm
 
 from ..detections import Detections
-from ..io.video import Frame, FrameSource, JsonLinesSink, LatestFrameReader, VideoSink, VideoSourceError, iter_frames
+from ..errors import VideoSourceError, VideoWriteError
+from ..io.video import Frame, FrameSource, JsonLinesSink, LatestFrameReader, VideoSink, iter_frames
 from ..predictor import Segmenter
 from ..visualization.display import Window, pump_events
 from ..visualization.drawing import draw_caption, draw_detections
@@ -54,7 +62,7 @@ class VideoRunSummary:
     json_lines_written: int = 0
     seconds: float = 0.0
     stop_reason: str = ""
-    error: str | None = None  # the source's one-line error when it failed mid-way
+    error: str | None = None  # the one-line error when the source or an output failed mid-way
     inference_seconds: list[float] = field(default_factory=list, repr=False)
     latencies: list[float] = field(default_factory=list, repr=False)  # capture -> shown, per processed frame
 
@@ -109,6 +117,47 @@ def frame_record(result: SegmentedFrame, fps: float) -> dict:
     }
 
 
+class _CtrlC:
+    """Ctrl+C (SIGINT) that interrupts only inside `interruptible()` blocks; elsewhere it is noted in `pressed`
+    and acted on at the next `interruptible()`.
+
+    The handler can only be set on the main thread, and only replaces Python's default one; otherwise Ctrl+C
+    behaves as usual (it interrupts anywhere).
+    """
+
+    def __init__(self) -> None:
+        self.pressed = False
+        self._interruptible = True
+        self._previous = None
+
+    def __enter__(self) -> _CtrlC:
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+            self._interruptible = False
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _on_sigint(self, signum: int, frame: object) -> None:
+        if self._interruptible:
+            raise KeyboardInterrupt
+        self.pressed = True
+
+    @contextlib.contextmanager
+    def interruptible(self) -> Iterator[None]:
+        if self.pressed:
+            raise KeyboardInterrupt
+        held = not self._interruptible
+        self._interruptible = True
+        try:
+            yield
+        finally:
+            self._interruptible = not held
+
+
 def segment_video(
     segmenter: Segmenter,
     source: FrameSource,
@@ -126,69 +175,85 @@ def segment_video(
     frame (a file is then played at its own frame rate, as a camera would deliver it). The output video has
     the source's frame rate and duration: in newest-frame mode each segmented frame is repeated over the
     frames skipped after it. `on_frame(result, shown_at)` is called after each frame is shown and written.
-    The source, reader thread, window and writers are released however the run ends; a source failing
-    mid-way ends the run with `summary.error` set, and what was written up to then is kept.
+    The source, reader thread, window and writers are released however the run ends. A source failing
+    mid-way ends the run with `summary.error` set, and what was written up to then is kept; an output that
+    cannot be written (a full disk) ends it the same way, that output is dropped and the other one kept.
     """
     if every_frame and source.live:
         source.close()
         raise VideoSourceError(f"{source.name}: --every-frame is for video files; a live source drops frames")
-    summary = VideoRunSummary(source=source.name)
-    reader = None if every_frame else LatestFrameReader(source, pace_fps=None if source.live else source.fps)
-    sink = VideoSink(output, source.fps) if output else None
-    lines = JsonLinesSink(json_lines) if json_lines else None
-    bar = tqdm(total=source.frame_count if every_frame else None, unit="frame", disable=not progress,
-               desc=Path(source.name).name if not source.live else source.name)
-    start = time.monotonic()
-    last_written: SegmentedFrame | None = None
-    summary.stop_reason = "end of file" if not source.live else "source ended"
-    try:
-        frames = iter_frames(source) if reader is None else reader.start().frames()
-        for result in segment_frames(segmenter, frames):
-            if sink is not None:
-                if last_written is not None:  # cover the frames skipped since the previous one
-                    sink.write(last_written.picture, repeat=result.frame.index - last_written.frame.index - 1)
-                sink.write(result.picture)
-            last_written = result
-            if lines is not None:
-                lines.write(frame_record(result, source.fps))
+    with _CtrlC() as ctrl_c:
+        summary = VideoRunSummary(source=source.name)
+        reader = None if every_frame else LatestFrameReader(source, pace_fps=None if source.live else source.fps)
+        sink: VideoSink | None = None
+        lines: JsonLinesSink | None = None
+        bar = tqdm(total=source.frame_count if every_frame else None, unit="frame", disable=not progress,
+                   desc=Path(source.name).name if not source.live else source.name)
+        start = time.monotonic()
+        last_written: SegmentedFrame | None = None
+        summary.stop_reason = "end of file" if not source.live else "source ended"
+        try:
+            sink = VideoSink(output, source.fps) if output else None
+            lines = JsonLinesSink(json_lines) if json_lines else None
+            results = segment_frames(segmenter, iter_frames(source) if reader is None else reader.start().frames())
+            while True:
+                with ctrl_c.interruptible():
+                    result = next(results, None)
+                if result is None:
+                    break
+                if sink is not None:
+                    if last_written is not None:  # cover the frames skipped since the previous one
+                        sink.write(last_written.picture, repeat=result.frame.index - last_written.frame.index - 1)
+                    sink.write(result.picture)
+                last_written = result
+                if lines is not None:
+                    lines.write(frame_record(result, source.fps))
+                summary.frames_processed += 1
+                summary.inference_seconds.append(result.inference_seconds)
+                if window is not None:
+                    window.show(result.picture)
+                    pump_events(0.001)
+                shown_at = time.monotonic()
+                summary.latencies.append(shown_at - result.frame.captured_at)
+                bar.update(1 if reader is None else result.frame.index + 1 - bar.n)
+                if on_frame is not None:
+                    on_frame(result, shown_at)
+                if window is not None and not window.is_open:
+                    summary.stop_reason = "window closed"
+                    break
+                if max_frames is not None and summary.frames_processed >= max_frames:
+                    summary.stop_reason = f"{max_frames} frames done"
+                    break
+        except KeyboardInterrupt:
+            summary.stop_reason = "Ctrl+C"
+        except VideoSourceError as error:
+            summary.stop_reason = "source failed"
+            summary.error = str(error)
+        except VideoWriteError as error:
+            summary.stop_reason = "output failed"
+            summary.error = str(error)
+        finally:
+            summary.seconds = time.monotonic() - start
+            if reader is not None:
+                reader.stop()
+                summary.frames_read = reader.frames_read
+            else:
+                summary.frames_read = summary.frames_processed
+            if reader is None or not reader.running:  # a running reader thread closes the source itself
+                source.close()
+            bar.close()
             if window is not None:
-                window.show(result.picture)
-                pump_events(0.001)
-            shown_at = time.monotonic()
-            summary.frames_processed += 1
-            summary.inference_seconds.append(result.inference_seconds)
-            summary.latencies.append(shown_at - result.frame.captured_at)
-            bar.update(1 if reader is None else result.frame.index + 1 - bar.n)
-            if on_frame is not None:
-                on_frame(result, shown_at)
-            if window is not None and not window.is_open:
-                summary.stop_reason = "window closed"
-                break
-            if max_frames is not None and summary.frames_processed >= max_frames:
-                summary.stop_reason = f"{max_frames} frames done"
-                break
-    except KeyboardInterrupt:
-        summary.stop_reason = "Ctrl+C"
-    except VideoSourceError as error:
-        summary.stop_reason = "source failed"
-        summary.error = str(error)
-    finally:
-        summary.seconds = time.monotonic() - start
-        if reader is not None:
-            reader.stop()
-            summary.frames_read = reader.frames_read
-        else:
-            summary.frames_read = summary.frames_processed
-        if reader is None or not reader.running:  # a running reader thread closes the source itself
-            source.close()
-        bar.close()
-        if window is not None:
-            window.close()
-        for writer in (sink, lines):
-            if writer is not None:
-                writer.close()
-        summary.frames_written = sink.frames_written if sink is not None else 0
-        summary.json_lines_written = lines.lines_written if lines is not None else 0
+                window.close()
+            for writer in (sink, lines):
+                if writer is None:
+                    continue
+                try:
+                    writer.close()
+                except VideoWriteError as error:
+                    summary.stop_reason = "output failed"
+                    summary.error = summary.error or str(error)
+            summary.frames_written = sink.frames_written if sink is not None else 0
+            summary.json_lines_written = lines.lines_written if lines is not None else 0
     if summary.frames_read == 0 and summary.stop_reason == "end of file":
         summary.error = f"{source.name}: no frame could be decoded (damaged or unsupported video)"
     return summary

@@ -1,8 +1,9 @@
 """Video in and out: frame sources (camera, file, stream URL), a newest-frame reader thread, and writers.
 
 Every source gives RGB uint8 frames through one small interface (`FrameSource`), so a camera, a file, a
-network stream or a test's fake camera are used the same way. Writers write under a temporary name and
-rename on close, so an output path only ever holds a finished file.
+network stream or a test's fake camera are used the same way. Live sources are watched: a read that gives no
+frame within the stall timeout counts as a drop. Writers write under a temporary name and rename on close,
+once the file is checked whole, so an output path only ever holds a finished file.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import functools
 import json
 import logging
 import os
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +25,7 @@ import cv2
 import numpy as np
 
 from ..errors import StreamDroppedError, VideoSourceError, VideoWriteError
+from . import atomic
 from .atomic import atomic_file, atomic_path
 
 log = logging.getLogger(__name__)
@@ -30,6 +33,9 @@ log = logging.getLogger(__name__)
 DEFAULT_FPS = 30.0  # for cameras and streams that do not report a frame rate
 RECONNECT_ATTEMPTS = 3
 RECONNECT_DELAY = 0.5  # seconds before the first reconnection attempt; doubles each time
+STALL_TIMEOUT = 5.0  # seconds without a frame after which a live source counts as dropped
+OPEN_TIMEOUT_FACTOR = 2  # opening a stream (connecting, probing its format) may take this many stall timeouts
+PROBE_BYTES = 1 << 20  # written to a failed video's temporary file to learn why writing fails
 # Output containers OpenCV's FFmpeg backend writes, with a codec every build has.
 FOURCC_BY_SUFFIX = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
@@ -73,13 +79,24 @@ class FrameSource(Protocol):
 
 
 class CaptureSource:
-    """A `FrameSource` over `cv2.VideoCapture`: camera index, video file or stream URL."""
+    """A `FrameSource` over `cv2.VideoCapture`: camera index, video file or stream URL.
 
-    def __init__(self, target: int | str, name: str, live: bool) -> None:
+    With `stall_timeout`, a stream's open and reads give up after that long (2x for the open, which probes
+    the format) through the back-end's own timeouts (FFmpeg, GStreamer), so a stalled connection is closed
+    rather than held; cameras and files take no timeouts (back-ends that do not know them refuse to open).
+    """
+
+    def __init__(self, target: int | str, name: str, live: bool, stall_timeout: float | None = None) -> None:
         self.name = name
         self.live = live
         _quiet_video_backends()
-        self._capture = cv2.VideoCapture(target)
+        if stall_timeout is None:
+            self._capture = cv2.VideoCapture(target)
+        else:
+            self._capture = cv2.VideoCapture(target, cv2.CAP_ANY, [
+                cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, round(1000 * OPEN_TIMEOUT_FACTOR * stall_timeout),
+                cv2.CAP_PROP_READ_TIMEOUT_MSEC, round(1000 * stall_timeout),
+            ])
         if not self._capture.isOpened():
             self._capture.release()
             if isinstance(target, int):
@@ -118,9 +135,10 @@ def is_stream_url(spec: str | int) -> bool:
     return isinstance(spec, str) and spec.lower().startswith(STREAM_SCHEMES)
 
 
-def open_source(spec: str | int) -> FrameSource:
+def open_source(spec: str | int, stall_timeout: float | None = STALL_TIMEOUT) -> FrameSource:
     """Open a camera index, a video file or a stream URL (RTSP/HTTP/...) as a `FrameSource`.
 
+    A stream's open and reads end after `stall_timeout` seconds without data (see `CaptureSource`).
     Raises `VideoSourceError` with one line naming the source: no camera at that index, no such file,
     unreadable video, unreachable stream.
     """
@@ -128,7 +146,7 @@ def open_source(spec: str | int) -> FrameSource:
     if isinstance(target, int):
         return CaptureSource(target, f"camera {target}", live=True)
     if is_stream_url(target):
-        return CaptureSource(target, target, live=True)
+        return CaptureSource(target, target, live=True, stall_timeout=stall_timeout)
     path = Path(target).expanduser()
     if not path.exists():
         raise VideoSourceError(f"{path}: no such video file (for a camera give its index, e.g. --source 0)")
@@ -139,12 +157,66 @@ def open_source(spec: str | int) -> FrameSource:
     return CaptureSource(str(path), str(path), live=False)
 
 
+class WatchedSource:
+    """A live source whose reads give up after `timeout` seconds without a frame.
+
+    Each read runs on a helper thread. When one outlasts the timeout, `read` returns None, `stalled` is set
+    and the source is abandoned: a blocked read cannot be interrupted, so the helper thread (a daemon, it
+    never keeps the program alive) closes the inner source when that read returns, if it ever does.
+    """
+
+    def __init__(self, source: FrameSource, timeout: float) -> None:
+        self.name, self.live, self.fps, self.frame_count = source.name, source.live, source.fps, source.frame_count
+        self.timeout = timeout
+        self.stalled = False
+        self._source = source
+        self._closed = False
+        self._requests: queue.SimpleQueue[bool] = queue.SimpleQueue()  # True: read a frame; False: close
+        self._results: queue.SimpleQueue[tuple[np.ndarray | None, BaseException | None]] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name=f"reads from {source.name}", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        try:
+            while self._requests.get():
+                try:
+                    self._results.put((self._source.read(), None))
+                except BaseException as error:  # handed to the caller of `read`
+                    self._results.put((None, error))
+        finally:
+            self._source.close()
+
+    def read(self) -> np.ndarray | None:
+        if self._closed:
+            return None
+        self._requests.put(True)
+        try:
+            image, error = self._results.get(timeout=self.timeout)
+        except queue.Empty:
+            self.stalled = True
+            self.close()
+            return None
+        if error is not None:
+            raise error
+        return image
+
+    def close(self) -> None:
+        """Close the inner source; after a stall, only once its blocked read returns."""
+        if self._closed:
+            return
+        self._closed = True
+        self._requests.put(False)
+        if not self.stalled:  # the helper is idle: it closes the source at once
+            self._thread.join()
+
+
 class ReconnectingSource:
     """A live source that reopens itself when it stops delivering frames.
 
-    When `read` gets nothing, the source is closed and reopened up to `attempts` times, waiting `delay`
-    seconds before the first attempt and twice as long before each next one. If none delivers a frame,
-    `read` raises `StreamDroppedError`.
+    A read that gives nothing, or no frame within `stall_timeout` seconds (see `WatchedSource`), is a drop:
+    the source is closed and reopened up to `attempts` times, waiting `delay` seconds before the first
+    attempt and twice as long before each next one. If none delivers a frame, `read` raises
+    `StreamDroppedError` naming the source and, for a stall, the timeout.
     """
 
     def __init__(
@@ -152,10 +224,12 @@ class ReconnectingSource:
         opener: Callable[[], FrameSource],
         attempts: int = RECONNECT_ATTEMPTS,
         delay: float = RECONNECT_DELAY,
+        stall_timeout: float | None = STALL_TIMEOUT,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._opener = opener
-        self._source: FrameSource | None = opener()
+        self.stall_timeout = stall_timeout
+        self._source: FrameSource | None = self._open()
         self.name = self._source.name
         self.live = self._source.live
         self.fps = self._source.fps
@@ -165,17 +239,29 @@ class ReconnectingSource:
         self.reconnections = 0  # successful reconnections so far
         self._sleep = sleep
 
+    def _open(self) -> FrameSource:
+        source = self._opener()
+        return source if self.stall_timeout is None else WatchedSource(source, self.stall_timeout)
+
+    def _no_frame(self) -> str:
+        """Why the last read gave nothing: a stall (no frame within the timeout) or the source's end."""
+        if isinstance(self._source, WatchedSource) and self._source.stalled:
+            return f"no frame for {self.stall_timeout:g} s"
+        return "no frame"
+
     def read(self) -> np.ndarray | None:
         frame = self._source.read() if self._source is not None else None
         if frame is not None:
             return frame
+        reason = self._no_frame()
+        dropped = "stream dropped" if reason == "no frame" else f"stream dropped ({reason})"
         last_problem = "no frame"
         for attempt in range(1, self.attempts + 1):
             self._close_inner()
             self._sleep(self.delay * 2 ** (attempt - 1))
-            log.warning("%s: stream dropped, reconnecting (attempt %d of %d)", self.name, attempt, self.attempts)
+            log.warning("%s: %s, reconnecting (attempt %d of %d)", self.name, dropped, attempt, self.attempts)
             try:
-                self._source = self._opener()
+                self._source = self._open()
             except VideoSourceError as error:
                 last_problem = str(error)
                 continue
@@ -183,10 +269,12 @@ class ReconnectingSource:
             if frame is not None:
                 self.reconnections += 1
                 return frame
-            last_problem = "reopened but no frame"
+            last_problem = f"reopened but {self._no_frame()}"
         self._close_inner()
+        if not self.attempts:
+            raise StreamDroppedError(f"{self.name}: {dropped}")
         raise StreamDroppedError(
-            f"{self.name}: stream dropped and {self.attempts} reconnection attempts failed ({last_problem})"
+            f"{self.name}: {dropped} and {self.attempts} reconnection attempts failed ({last_problem})"
         )
 
     def _close_inner(self) -> None:
@@ -199,18 +287,22 @@ class ReconnectingSource:
 
 
 def open_video_source(
-    spec: str | int, attempts: int = RECONNECT_ATTEMPTS, delay: float = RECONNECT_DELAY
+    spec: str | int,
+    attempts: int = RECONNECT_ATTEMPTS,
+    delay: float = RECONNECT_DELAY,
+    stall_timeout: float | None = STALL_TIMEOUT,
 ) -> FrameSource:
-    """`open_source`, with cameras and streams wrapped to reconnect a few times when they drop."""
-    source = open_source(spec)
+    """`open_source`, with cameras and streams wrapped to reconnect a few times when they drop or stall
+    (no frame for `stall_timeout` seconds; None waits for ever)."""
+    source = open_source(spec, stall_timeout=stall_timeout)
     if not source.live:
         return source
     first = [source]
 
     def reopen() -> FrameSource:
-        return first.pop() if first else open_source(spec)
+        return first.pop() if first else open_source(spec, stall_timeout=stall_timeout)
 
-    return ReconnectingSource(reopen, attempts=attempts, delay=delay)
+    return ReconnectingSource(reopen, attempts=attempts, delay=delay, stall_timeout=stall_timeout)
 
 
 def iter_frames(source: FrameSource) -> Iterator[Frame]:
@@ -328,7 +420,10 @@ class VideoSink:
     """Writes RGB frames to a video file at a frame rate; the file appears under its name only on `close`.
 
     The writer opens on the first frame, so the video has that frame's size. `.mp4`/`.m4v`/`.mov` use
-    MPEG-4 (mp4v), `.avi`/`.mkv` Motion-JPEG: codecs every OpenCV build can write.
+    MPEG-4 (mp4v), `.avi`/`.mkv` Motion-JPEG: codecs every OpenCV build can write. A frame the encoder cannot
+    write (a full disk, a file size limit) or a finished file that does not hold every frame raises
+    `VideoWriteError` naming the file and the cause; what was written is then dropped, never left half
+    written under the name.
     """
 
     def __init__(self, path: str | Path, fps: float) -> None:
@@ -341,9 +436,10 @@ class VideoSink:
         self.fourcc = FOURCC_BY_SUFFIX[suffix]
         self.fps = float(fps)
         self.size: tuple[int, int] | None = None  # (width, height)
-        self.frames_written = 0
+        self.frames_written = 0  # frames in the file (0 once it is dropped)
         self._writer: cv2.VideoWriter | None = None
-        self._output: contextlib.ExitStack | None = None  # holds the atomic_path the writer fills until close
+        self._tmp: Path | None = None  # the file the writer fills until close
+        self._output: contextlib.ExitStack | None = None  # holds the atomic_path of `_tmp` until close
 
     def write(self, image: np.ndarray, repeat: int = 1) -> None:
         """Append an (H, W, 3) RGB frame `repeat` times."""
@@ -354,33 +450,54 @@ class VideoSink:
             raise VideoWriteError(f"{self.path}: frame size changed from {self.size} to {(width, height)}")
         bgr = np.ascontiguousarray(image[:, :, ::-1])
         for _ in range(repeat):
-            self._writer.write(bgr)
+            if self._writer.write(bgr) is False:  # OpenCV 5 says when a frame fails; 4.x returns None
+                self._fail()
         self.frames_written += repeat
 
     def _open(self, width: int, height: int) -> None:
         _quiet_video_backends()
         with contextlib.ExitStack() as output:
-            tmp = output.enter_context(atomic_path(self.path, keep_suffix=True))
+            try:
+                tmp = output.enter_context(atomic_path(self.path, keep_suffix=True))
+            except OSError as error:
+                raise VideoWriteError(f"{self.path}: {_reason(error)}") from None
             writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (width, height))
             if not writer.isOpened():
                 raise VideoWriteError(f"{self.path}: cannot write {self.fourcc} video of {width}x{height}")
             self._output = output.pop_all()
         self._writer = writer
+        self._tmp = tmp
         self.size = (width, height)
 
-    def close(self) -> None:
-        """Finish the file and move it into place (nothing is created when no frame was written)."""
+    def _fail(self) -> None:
+        """Drop the file and raise why writing it fails, asked of the system (the encoder does not say)."""
         if self._writer is not None:
             self._writer.release()
             self._writer = None
+        reason = _reason_writes_fail(self._tmp)
+        self.abort()
+        raise VideoWriteError(f"{self.path}: {reason}")
+
+    def close(self) -> None:
+        """Finish the file, check it holds every frame, and move it into place (nothing is created when no
+        frame was written)."""
+        if self._writer is not None:
+            self._writer.release()  # writes the index (mp4's moov): the encoder does not say if that fails
+            self._writer = None
+            if _frames_in(self._tmp) != self.frames_written:
+                self._fail()
             self._output.close()
+            self._output = None
 
     def abort(self) -> None:
         """Drop what was written; the output path is left as it was."""
         if self._writer is not None:
             self._writer.release()
             self._writer = None
+        if self._output is not None:
             _discard(self._output)
+            self._output = None
+            self.frames_written = 0
 
     def __enter__(self) -> VideoSink:
         return self
@@ -390,25 +507,41 @@ class VideoSink:
 
 
 class JsonLinesSink:
-    """Writes one JSON object per line to a temporary file, renamed to `path` on `close`."""
+    """Writes one JSON object per line to a temporary file, renamed to `path` on `close`.
+
+    A write or close the system refuses (a full disk) raises `VideoWriteError` naming the file and the cause,
+    and drops the temporary file.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._output = contextlib.ExitStack()  # holds the atomic_file until close
-        self._file = self._output.enter_context(atomic_file(self.path, "w"))
-        self.lines_written = 0
+        try:
+            self._file = self._output.enter_context(atomic_file(self.path, "w"))
+        except OSError as error:
+            raise VideoWriteError(f"{self.path}: {_reason(error)}") from None
+        self.lines_written = 0  # lines in the file (0 once it is dropped)
 
     def write(self, record: dict[str, Any]) -> None:
-        self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+        try:
+            self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+        except OSError as error:
+            self.abort()
+            raise VideoWriteError(f"{self.path}: {_reason(error)}") from None
         self.lines_written += 1
 
     def close(self) -> None:
         if not self._file.closed:
-            self._output.close()
+            try:
+                self._output.close()  # atomic_file removes the temporary file when the final flush fails
+            except OSError as error:
+                self.lines_written = 0
+                raise VideoWriteError(f"{self.path}: {_reason(error)}") from None
 
     def abort(self) -> None:
         if not self._file.closed:
             _discard(self._output)
+            self.lines_written = 0
 
     def __enter__(self) -> JsonLinesSink:
         return self
@@ -417,8 +550,42 @@ class JsonLinesSink:
         self.close()
 
 
+def check_writable(path: str | Path) -> None:
+    """Raise `VideoWriteError` now if no file can be created beside `path` (a read-only or missing-permission
+    folder), so a run fails before its slow start rather than at its first frame."""
+    try:
+        atomic.check_writable(Path(path).parent)
+    except OSError as error:
+        raise VideoWriteError(f"{path}: cannot write there ({_reason(error)})") from None
+
+
+def _reason(error: OSError) -> str:
+    """The system's words for a failed write, as in "no space left on device"."""
+    return (error.strerror or str(error)).lower()
+
+
+def _reason_writes_fail(path: Path) -> str:
+    """Why writing to `path` fails now: the encoder gives no reason, so append a block and let the system say."""
+    try:
+        with path.open("ab") as file:  # closing flushes: errors reported late (NFS) surface too
+            file.write(bytes(PROBE_BYTES))
+    except OSError as error:
+        return _reason(error)
+    return "the video encoder could not write it"
+
+
+def _frames_in(path: Path) -> int:
+    """How many frames a finished video file holds, as its container says (-1 when it cannot be opened)."""
+    capture = cv2.VideoCapture(str(path))
+    try:
+        return int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else -1
+    finally:
+        capture.release()
+
+
 def _discard(output: contextlib.ExitStack) -> None:
     """Leave a held `atomic_file`/`atomic_path` as a failed block would: the temporary file is removed and
-    the destination left as it was."""
+    the destination left as it was (a second failure while closing, as on a full disk, changes nothing)."""
     error = VideoWriteError("output discarded")
-    output.__exit__(type(error), error, None)
+    with contextlib.suppress(OSError):
+        output.__exit__(type(error), error, None)
