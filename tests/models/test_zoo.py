@@ -30,7 +30,6 @@ from object_detection_utils.models.archive import extract_archive
 from object_detection_utils.models.download import DownloadError
 from object_detection_utils.models.loading import is_model_folder
 
-REPO = Path(__file__).resolve().parent.parent
 TF1_NAME = "mask_rcnn_inception_v2_coco_2018_01_28"
 TF1_ALIAS = "mask_rcnn_inception_v2_coco"
 TF2_NAME = "mask_rcnn_inception_resnet_v2_1024x1024_coco17_gpu-8"
@@ -471,10 +470,10 @@ def test_what_a_killed_unpacking_left_is_removed_by_the_next_fetch(server, model
 
 # --- two processes at once -------------------------------------------------------------------------------------
 
-def test_two_processes_fetching_at_once_download_once(server, models_dir):
+def test_two_processes_fetching_at_once_download_once(server, models_dir, repo_root):
     """The second process waits on the lock while the first is mid-download, then finds the finished folder."""
     server.hold = threading.Event()
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(repo_root)}
     code = ("import sys; from object_detection_utils.models.zoo import find_model; "
             "print(find_model(sys.argv[1], sys.argv[2]))")
     command = [sys.executable, "-c", code, TF1_ALIAS, str(models_dir)]

@@ -22,7 +22,6 @@ from object_detection_utils.io.images import write_image
 from object_detection_utils.training.labels import detect_format, load_labels
 from object_detection_utils.training.labels.label_studio import decode_brush_rle
 
-REPO = Path(__file__).resolve().parent.parent
 W, H = 40, 30
 
 

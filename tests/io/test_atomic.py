@@ -22,8 +22,6 @@ from object_detection_utils.io.atomic import (
     write_text_atomic,
 )
 
-REPO = Path(__file__).resolve().parent.parent
-
 
 @pytest.fixture
 def umask():
@@ -175,13 +173,13 @@ with atomic_file(folder / "result.bin") as file, atomic_directory(folder / "mode
 """
 
 
-def test_remove_stale_temp_files_cleans_what_a_killed_process_left_and_nothing_else(tmp_path):
+def test_remove_stale_temp_files_cleans_what_a_killed_process_left_and_nothing_else(tmp_path, repo_root):
     (tmp_path / "models").mkdir()
     keep = ["result.bin", "notes.part", ".x.part", ".a.b.png", "models/m/weights", "models/.hidden", "data.part/x"]
     for name in keep:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("keep")
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path)], cwd=REPO, stdin=subprocess.PIPE,
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path)], cwd=repo_root, stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         assert child.stdout.readline() == b"ready\n", child.stderr.read().decode()
