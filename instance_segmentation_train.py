@@ -7,6 +7,7 @@
         --images data/shapes-train/images --model-dir runs/shapes --export models/shapes
     python instance_segmentation.py --model models/shapes -i data/shapes-train/images/shapes_0_00000.png
     python instance_segmentation_train.py train --labels my-labelme-folder --model-dir runs/mine  # or CVAT, YOLO...
+    python instance_segmentation_train.py train --labels my-labels --model-dir runs/mine --init-checkpoint models/shapes
     python instance_segmentation_train.py random-model models/random_r50_640 --input-size 640
 """
 
@@ -19,19 +20,25 @@ from pathlib import Path
 
 from object_detection_utils.apps import cli
 from object_detection_utils.errors import DatasetError, InstanceSegmentationError
+from object_detection_utils.models.loading import import_tensorflow
 from object_detection_utils.training.labels import FORMATS as LABEL_FORMATS
+
+TENSORFLOW_COMMANDS = frozenset({"train", "export", "random-model", "evaluate"})
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    shapes = commands.add_parser("shapes", help="generate a synthetic circles/squares/triangles dataset")
+    shapes = commands.add_parser("shapes", help="generate a synthetic shapes dataset (circles, squares, triangles...)")
     shapes.add_argument("output", type=Path, help="folder for images/ and annotations.json")
     shapes.add_argument("--count", type=int, default=500, help="number of pictures (default: %(default)s)")
     shapes.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     shapes.add_argument("--size", type=int, default=128, help="picture side in pixels (default: %(default)s)")
     shapes.add_argument("--max-shapes", type=int, default=4, help="most shapes per picture (default: %(default)s)")
+    shapes.add_argument("--classes", default="circle,square,triangle",
+                        help="the shape kinds to draw, ids 1, 2... in this order; any of "
+                             "circle,square,triangle,star,cross,ring (default: %(default)s)")
 
     train = commands.add_parser("train", help="train (or resume), export, and measure mask AP on validation pictures")
     source = train.add_mutually_exclusive_group(required=True)
@@ -63,6 +70,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                        help="head sizes: 'light' for a CPU, 'zoo' as Model Garden's COCO model (default: %(default)s)")
     train.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints (default: %(default)s)")
     train.add_argument("--no-augment", action="store_true", help="no random flips and scaling")
+    train.add_argument("--init-checkpoint", metavar="PATH_OR_NAME_OR_URL",
+                       help="start from these weights, not random ones: one of our exports (models/shapes) or "
+                            "training folders (runs/shapes), a Model Garden checkpoint (prefix or folder), a URL "
+                            "of one (.tar.gz, fetched once into the cache), or a catalogue name such as "
+                            "resnet50-imagenet (see the `checkpoints` command)")
+    train.add_argument("--init-scope", choices=("all", "backbone"), default="all",
+                       help="what to restore: everything the checkpoint holds (the class-specific layers are "
+                            "re-initialised when the classes differ), or the backbone only (default: %(default)s)")
+    train.add_argument("--freeze", choices=("backbone",), default=None,
+                       help="keep the backbone's weights as initialised (small datasets, a CPU)")
+    train.add_argument("--validate-every", type=int, default=0, metavar="STEPS",
+                       help="also measure mask AP on the validation pictures every STEPS steps, into "
+                            "MODEL_DIR/validation.jsonl (default: only at the end)")
+
+    commands.add_parser("checkpoints", help="the published Model Garden checkpoints --init-checkpoint takes by name")
 
     export = commands.add_parser("export", help="export the latest checkpoint of a training folder")
     export.add_argument("--model-dir", type=Path, required=True)
@@ -77,6 +99,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     random_model.add_argument("output", type=Path, help="exported model folder")
     random_model.add_argument("--backbone", default="resnet50", help="default: %(default)s")
     random_model.add_argument("--input-size", type=int, default=640, help="640 or 1024 like the zoo (default: %(default)s)")
+    random_model.add_argument("--test-proposals", type=int, default=300,
+                              help="proposals the box head sees (default: %(default)s, as the TF1 zoo; Model Garden: 1000)")
+    random_model.add_argument("--nms", choices=("batched", "v1", "v2"), default="batched",
+                              help="detection NMS (default: %(default)s; Model Garden: v2)")
+    random_model.add_argument("--mask-detections", type=int, default=100,
+                              help="detections kept at most, each with a mask (default: %(default)s)")
     return parser.parse_args(argv)
 
 
@@ -90,11 +118,24 @@ def require_model_garden() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.command in TENSORFLOW_COMMANDS:
+        import_tensorflow()  # before Model Garden imports it: quietly, with TensorFlow's C++ logging at errors only
     if args.command == "shapes":
-        from object_detection_utils.training.shapes import write_shapes_dataset
+        from object_detection_utils.training.shapes import shape_classes, write_shapes_dataset
 
-        path = write_shapes_dataset(args.output, args.count, args.seed, (args.size, args.size), args.max_shapes)
+        classes = shape_classes(args.classes.split(","))
+        path = write_shapes_dataset(args.output, args.count, args.seed, (args.size, args.size), args.max_shapes,
+                                    classes=classes)
         print(f"{args.count} pictures in {args.output / 'images'}; annotations {path}")
+        return 0
+
+    if args.command == "checkpoints":
+        from object_detection_utils.training.checkpoints import CATALOGUE, checkpoints_dir, is_cached
+
+        for entry in CATALOGUE.values():
+            where = checkpoints_dir() / entry.name if is_cached(entry.name) else "not downloaded"
+            print(f"{entry.name}\t{entry.backbone}\t{entry.trained_at} px\t{where}\t{entry.what}\t"
+                  f"{' '.join(entry.urls)}")
         return 0
 
     from object_detection_utils.training.tfrecords import CocoDataset
@@ -111,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "random-model":
         from object_detection_utils.training.export import export_random_model
 
-        export_random_model(args.output, args.backbone, args.input_size)
+        export_random_model(args.output, args.backbone, args.input_size, test_proposals=args.test_proposals,
+                            nms=args.nms, mask_detections=args.mask_detections)
         print(f"random-weights {args.backbone} Mask R-CNN at {args.input_size}px exported to {args.output}")
         return 0
     if args.command == "export":
@@ -140,8 +182,14 @@ def main(argv: list[str] | None = None) -> int:
     options, label_map = options_for(
         split.train, backbone=args.backbone, input_size=args.input_size, batch_size=args.batch_size, steps=args.steps,
         learning_rate=args.learning_rate, warmup_steps=args.warmup_steps, heads=args.heads,
-        augment=not args.no_augment, checkpoint_every=args.checkpoint_every)
-    summary = run_training(split, options, label_map, args.model_dir, args.export or args.model_dir / "export")
+        augment=not args.no_augment, checkpoint_every=args.checkpoint_every, freeze=args.freeze or "")
+    init = None
+    if args.init_checkpoint:
+        from object_detection_utils.training.init_checkpoint import resolve_init_source
+
+        init = resolve_init_source(args.init_checkpoint)
+    summary = run_training(split, options, label_map, args.model_dir, args.export or args.model_dir / "export",
+                           init=init, init_scope=args.init_scope, validate_every=args.validate_every)
     print(json.dumps(summary))
     return 0
 

@@ -90,7 +90,7 @@ def _native_stderr_silenced():
 
 
 @functools.cache
-def _tf():
+def import_tensorflow():
     """TensorFlow, imported on first use (it takes seconds) with GPUs set to allocate memory as needed.
 
     TensorFlow's C++ side logs straight to fd 2, not only at import but whenever it likes, e.g. at the first
@@ -211,7 +211,7 @@ def _resolve_label_map(label_map: LabelMap | str | Path | None, source: Path) ->
 
 
 def _load_frozen_graph(path: Path) -> tuple[Callable[[np.ndarray], RawOutputs], bool]:
-    tf = _tf()
+    tf = import_tensorflow()
     from google.protobuf.message import DecodeError
 
     graph_def = tf.compat.v1.GraphDef()
@@ -251,7 +251,7 @@ def _load_frozen_graph(path: Path) -> tuple[Callable[[np.ndarray], RawOutputs], 
 
 
 def _load_saved_model(folder: Path) -> tuple[Callable[[np.ndarray], RawOutputs], bool]:
-    tf = _tf()
+    tf = import_tensorflow()
     try:
         loaded = tf.saved_model.load(str(folder))
     except Exception as error:  # TF raises many unrelated types for a broken SavedModel

@@ -11,6 +11,10 @@ from ..errors import InstanceSegmentationError
 
 BACKBONE_DEPTHS = (10, 18, 26, 34, 50, 101, 152)
 OPTIONS_FILE = "training_options.json"
+NMS_VERSIONS = ("batched", "v1", "v2")
+# What exports made before the test-time options existed ran with (Model Garden's defaults): an options file
+# without them gets these, so rebuilding its model gives what its SavedModel computes.
+LEGACY_TEST_OPTIONS = {"nms": "v2", "mask_detections": 100}
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,14 @@ class TrainOptions:
     heads: str = "light"
     augment: bool = True
     checkpoint_every: int = 100
+    freeze: str = ""  # "backbone": its weights (and batch-norm statistics) stay as initialised
+    # Where the weights came from before step 0 (init_checkpoint.py); "" for random weights.
+    init_checkpoint: str = ""  # the source in words, e.g. "models/shapes (our export, 5000 steps)"
+    init_restored: str = ""  # which parts were restored, e.g. "backbone"
+    # Test-time choices baked into the export, CPU-friendly by default (docs/PERFORMANCE.md has their cost and AP).
+    test_proposals: int = 0  # proposals the box head sees; 0: 300 with zoo heads (as the TF1 zoo), 100 with light
+    nms: str = "batched"  # detection NMS: "batched" (CombinedNonMaxSuppression), or Model Garden's "v1", "v2"
+    mask_detections: int = 100  # detections kept at most, each with a mask
 
     def __post_init__(self) -> None:
         if backbone_depth(self.backbone) not in BACKBONE_DEPTHS:
@@ -42,13 +54,29 @@ class TrainOptions:
             raise InstanceSegmentationError(f"input size must be a multiple of 64, not {self.input_size}")
         if self.num_classes < 2:
             raise InstanceSegmentationError("need at least one object class (num_classes counts the background)")
+        if self.freeze not in ("", "backbone"):
+            raise InstanceSegmentationError(f"freeze must be 'backbone' or nothing, not {self.freeze!r}")
+        if self.nms not in NMS_VERSIONS:
+            raise InstanceSegmentationError(f"nms must be one of {', '.join(NMS_VERSIONS)}, not {self.nms!r}")
+        if self.test_proposals < 0 or self.mask_detections < 1:
+            raise InstanceSegmentationError("test proposals must be 0 (the heads' default) or more, and mask "
+                                            "detections 1 or more")
+
+    @property
+    def proposals_at_test(self) -> int:
+        """Proposals the box head sees in an export."""
+        return self.test_proposals or (300 if self.heads == "zoo" else 100)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2)
 
     @classmethod
     def from_json(cls, text: str) -> TrainOptions:
-        return cls(**json.loads(text))
+        values = json.loads(text)
+        if "nms" not in values:  # written before the test-time options: Model Garden's defaults
+            legacy = {**LEGACY_TEST_OPTIONS, "test_proposals": 1000 if values.get("heads") == "zoo" else 0}
+            values = {**legacy, **values}
+        return cls(**values)
 
     def save(self, model_dir: Path) -> None:
         from ..io.atomic import write_text_atomic
@@ -73,7 +101,11 @@ def backbone_depth(backbone: str) -> int:
 
 
 def experiment_config(options: TrainOptions, train_records: str = ""):
-    """The Model Garden ExperimentConfig for `options` (float32, one CPU/GPU replica, no pretrained weights)."""
+    """The Model Garden ExperimentConfig for `options` (float32, one CPU/GPU replica).
+
+    Its `init_checkpoint` stays empty: initial weights are restored by init_checkpoint.py, which can also
+    re-initialise the class-specific layers when the classes differ.
+    """
     from official.core import exp_factory
 
     config = exp_factory.get_exp_config("maskrcnn_resnetfpn_coco")
@@ -85,6 +117,7 @@ def experiment_config(options: TrainOptions, train_records: str = ""):
             "init_checkpoint": None,
             "annotation_file": None,
             "use_coco_metrics": False,
+            "freeze_backbone": options.freeze == "backbone",
             "losses": {"l2_weight_decay": 4e-5},
             "model": {
                 "num_classes": options.num_classes,
@@ -126,11 +159,13 @@ def experiment_config(options: TrainOptions, train_records: str = ""):
             "rpn_head": {"num_filters": 64},
             "detection_head": {"num_convs": 0, "num_fcs": 2, "fc_dims": 256, "num_filters": 64},
             "mask_head": {"num_convs": 2, "num_filters": 64},
-            "roi_generator": {"num_proposals": 200, "pre_nms_top_k": 1000,
-                              "test_num_proposals": 100, "test_pre_nms_top_k": 500},
+            "roi_generator": {"num_proposals": 200, "pre_nms_top_k": 1000, "test_pre_nms_top_k": 500},
             "roi_sampler": {"num_sampled_rois": 64},
             "mask_sampler": {"num_sampled_masks": 16},
         })
         overrides["task"]["train_data"]["parser"].update({"rpn_batch_size_per_im": 128, "mask_crop_size": 56})
+    model = overrides["task"]["model"]
+    model.setdefault("roi_generator", {})["test_num_proposals"] = options.proposals_at_test
+    model["detection_generator"] = {"nms_version": options.nms, "max_num_detections": options.mask_detections}
     config.override(overrides, is_strict=True)
     return config

@@ -15,19 +15,21 @@ The folder holds `saved_model/`, `label_map.pbtxt` and the training options, lik
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import re
 from pathlib import Path
 
 from ..errors import InstanceSegmentationError
-from ..io.atomic import atomic_directory
+from ..io.atomic import atomic_directory, check_writable
 from ..label_map import LabelMap
 from .config import OPTIONS_FILE, TrainOptions, experiment_config
 
 LABEL_MAP_FILE = "label_map.pbtxt"
 
 
-def zoo_signature_module(options: TrainOptions):
-    """A tf.Module holding a freshly built (random-weights) model and the zoo-format `detect` function."""
+def zoo_signature_module(options: TrainOptions, model=None):
+    """A tf.Module holding `model` (default: a freshly built, random-weights one) and the zoo-format `detect`."""
     import tensorflow as tf
     from official.vision.serving.detection import DetectionModule
 
@@ -53,7 +55,24 @@ def zoo_signature_module(options: TrainOptions):
 
     config = experiment_config(options)
     size = [options.input_size, options.input_size]
-    return ZooSignatureModule(params=config, batch_size=1, input_image_size=size)
+    return ZooSignatureModule(params=config, batch_size=1, input_image_size=size, model=model)
+
+
+def in_memory_model(options: TrainOptions, model, label_map: LabelMap, name: str = "training"):
+    """The Keras model being trained, as a `SegmentationModel` with the export's signature: validation without
+    exporting."""
+    import numpy as np
+    import tensorflow as tf
+
+    from ..models.loading import SegmentationModel
+
+    module = zoo_signature_module(options, model)  # kept alive by `run`: its bound `detect` holds a weak reference
+
+    def run(images: np.ndarray) -> dict[str, np.ndarray]:
+        return {key: value.numpy() for key, value in module.detect(tf.constant(images)).items()}
+
+    return SegmentationModel(name=name, source=Path(name), kind="saved_model", label_map=label_map, has_masks=True,
+                             _run=run)
 
 
 def export_saved_model(
@@ -67,6 +86,10 @@ def export_saved_model(
     import tensorflow as tf
 
     output = Path(output)
+    try:
+        check_writable(output.parent)  # a read-only or full place fails now, not after the model is built
+    except OSError as error:
+        raise InstanceSegmentationError(f"{output}: cannot write the export there ({error.strerror})") from None
     module = zoo_signature_module(options)
     if checkpoint is not None:
         status = tf.train.Checkpoint(model=module.model).read(checkpoint)
@@ -83,12 +106,29 @@ def export_saved_model(
             (staging / OPTIONS_FILE).write_text(options.to_json(), encoding="utf-8")
     except AssertionError as error:
         raise InstanceSegmentationError(f"{checkpoint}: checkpoint does not fit the model ({error})") from None
+    except OSError as error:
+        raise InstanceSegmentationError(f"{output}: cannot write the export ({error.strerror})") from None
+    except tf.errors.OpError as error:  # TensorFlow's writers report a full disk as their own errors
+        cause = re.sub(r"\s*\[Op:\w+\]$", "", error.message.rsplit("; ", 1)[-1].strip())
+        raise InstanceSegmentationError(f"{output}: cannot write the export ({cause})") from None
     finally:
         tf_log.setLevel(level)
     return output
 
 
-def export_random_model(output: str | Path, backbone: str = "resnet50", input_size: int = 640) -> Path:
-    """A random-weights Mask R-CNN at detection-zoo scale (COCO's 90 classes, zoo head sizes): zoo compute, no download."""
-    options = TrainOptions(num_classes=91, backbone=backbone, input_size=input_size, heads="zoo")
+def export_random_model(output: str | Path, backbone: str = "resnet50", input_size: int = 640,
+                        **test_options) -> Path:
+    """A random-weights Mask R-CNN at detection-zoo scale (COCO's 90 classes, zoo head sizes): zoo compute, no download.
+
+    `test_options` are TrainOptions' test-time fields (`test_proposals`, `nms`, `mask_detections`)."""
+    options = TrainOptions(num_classes=91, backbone=backbone, input_size=input_size, heads="zoo", **test_options)
     return export_saved_model(options, LabelMap.coco(), output)
+
+
+def export_with_test_options(export: str | Path, output: str | Path, **test_options) -> Path:
+    """Export the weights of an earlier export of ours again, with other test-time options (`test_proposals`,
+    `nms`, `mask_detections`), e.g. to compare their speed and AP on the same weights."""
+    export = Path(export)
+    options = dataclasses.replace(TrainOptions.load(export), **test_options)
+    label_map = LabelMap.from_pbtxt(export / LABEL_MAP_FILE)
+    return export_saved_model(options, label_map, output, checkpoint=str(export / "saved_model" / "variables" / "variables"))

@@ -58,15 +58,21 @@ def model_card(name: str, options: TrainOptions, label_map: LabelMap, summary: M
     """
     classes = ", ".join(f"{class_id} {label_map[class_id]}" for class_id in sorted(label_map))
     pictures = f"{summary['train_pictures']} pictures, " if "train_pictures" in summary else ""
+    frozen = "; backbone frozen" if options.freeze == "backbone" else ""
+    origin = [f"Initialised from {options.init_checkpoint}; restored: {options.init_restored}{frozen}."
+              if options.init_checkpoint else f"From random weights{frozen}."]
     lines = [
         f"# {name}: Mask R-CNN ResNet{backbone_depth(options.backbone)}-FPN, {options.input_size} px",
         "",
-        "Trained from random weights with `instance_segmentation_train.py train` (TensorFlow Model Garden's "
-        "`maskrcnn_resnetfpn_coco`):",
+        f"{'Fine-tuned' if options.init_checkpoint else 'Trained'} with `instance_segmentation_train.py train` "
+        "(TensorFlow Model Garden's `maskrcnn_resnetfpn_coco`):",
+        *origin,
         f"{pictures}{summary['steps']} steps of batch {options.batch_size}, "
         f"learning rate {options.learning_rate} (cosine), {options.heads} heads, "
         f"augmentation {'on' if options.augment else 'off'}; {summary['total_train_seconds']:.0f} s of training. "
         "All options: `training_options.json`.",
+        f"At test time: {options.proposals_at_test} proposals to the box head, {options.nms} detection NMS, at most "
+        f"{options.mask_detections} detections, each with a mask (docs/PERFORMANCE.md: their speed and AP).",
         "",
         "Signature (the TF2 detection zoo's): `serving_default(input_tensor: uint8 [1, H, W, 3])` -> "
         "`detection_boxes` [1, N, 4] normalised ymin, xmin, ymax, xmax; `detection_classes` [1, N] 1-based; "

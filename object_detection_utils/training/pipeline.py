@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +13,10 @@ from ..errors import DatasetError, InstanceSegmentationError
 from ..io.atomic import remove_stale_temp_files, write_text_atomic
 from ..label_map import LabelMap
 from .config import TrainOptions
+from .init_checkpoint import InitSource, check_fits, restore_initial_weights
 from .tfrecords import CocoDataset, write_tfrecord
+
+VALIDATION_LOG = "validation.jsonl"  # one JSON line per --validate-every evaluation: the AP-vs-steps curve
 
 
 @dataclass(frozen=True)
@@ -50,9 +54,13 @@ def options_for(dataset: CocoDataset, **choices) -> tuple[TrainOptions, LabelMap
 
 
 def run_training(split: Split, options: TrainOptions, label_map: LabelMap, model_dir: str | Path,
-                 export_dir: str | Path, progress: bool = True) -> dict:
+                 export_dir: str | Path, progress: bool = True, init: InitSource | None = None,
+                 init_scope: str = "all", validate_every: int = 0) -> dict:
     """Convert, train, export to `export_dir`, then evaluate the export on the validation pictures.
 
+    A fresh run starts from `init`'s weights (init_checkpoint.py; `init_scope` "all" or "backbone") if given.
+    With `validate_every`, the model being trained is also measured on the validation pictures every that
+    many steps, each result a line of MODEL_DIR/validation.jsonl (step, training seconds so far, AP figures).
     Returns a summary: steps, training seconds, final losses, export path and (if there are validation
     pictures) mask and box AP, AP50, AP75. The export gets a README.md model card (model_card.py) with these
     figures and up to three validation pictures, with what the model finds on them.
@@ -67,9 +75,25 @@ def run_training(split: Split, options: TrainOptions, label_map: LabelMap, model
     model_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temp_files(model_dir)  # a killed run's half-written TFRecord, which can be large
     write_text_atomic(model_dir / LABEL_MAP_FILE, label_map.to_pbtxt())  # for `export` later
+    if init is not None:
+        check_fits(init, options, init_scope)  # before the conversion, which can take a while
     records = model_dir / "data" / "train.tfrecord"
     write_tfrecord(split.train, records, split.train_ids, progress=progress)
-    result = train(options, records, model_dir, progress=progress)
+    initialise = None
+    if init is not None:
+        options = dataclasses.replace(options, init_checkpoint=init.description)
+
+        def initialise(model) -> str:
+            restored = restore_initial_weights(model, init, options, label_map, init_scope)
+            tqdm.write(f"initialised {restored} from {init.description}")
+            return restored
+
+    evaluate = None
+    if validate_every and split.validation_ids:
+        evaluate = _validation_logger(split, options, label_map, model_dir, progress)
+    result = train(options, records, model_dir, progress=progress, initialise=initialise, evaluate=evaluate,
+                   evaluate_every=validate_every)
+    options = result.options
     tqdm.write(f"trained steps {result.first_step}..{result.last_step} in {result.seconds:.0f}s; exporting")
     export_saved_model(options, label_map, export_dir, checkpoint=latest_checkpoint(model_dir))
     summary = {"steps": result.last_step, "resumed_from": result.first_step, "train_seconds": round(result.seconds, 1),
@@ -84,6 +108,31 @@ def run_training(split: Split, options: TrainOptions, label_map: LabelMap, model
     write_model_card(export_dir, model_card(export_dir.name, options, label_map, summary, examples), examples,
                      split.validation.images)
     return summary
+
+
+def _validation_logger(split: Split, options: TrainOptions, label_map: LabelMap, model_dir: Path, progress: bool):
+    """evaluate(model, step, seconds) for `train`: AP of the model being trained, appended to VALIDATION_LOG."""
+    import json
+
+    from .evaluate import validate
+    from .export import in_memory_model
+
+    log = model_dir / VALIDATION_LOG
+    wrapped = {}  # the model as a SegmentationModel, built (and its signature traced) once
+
+    def evaluate(model, step: int, seconds: float) -> None:
+        if "model" not in wrapped:
+            wrapped["model"] = in_memory_model(options, model, label_map)
+        scores = validate(wrapped["model"], split.validation, split.validation_ids, progress=False).scores
+        entry = {"step": step, "train_seconds": round(seconds, 1), **{k: round(v, 4) for k, v in scores.items()}}
+        earlier = [line for line in (log.read_text(encoding="utf-8").splitlines() if log.exists() else [])
+                   if json.loads(line)["step"] < step]  # a resumed run measures its steps again
+        write_text_atomic(log, "".join(f"{line}\n" for line in [*earlier, json.dumps(entry)]))
+        if progress:
+            tqdm.write(f"step {step}: mask AP50 {scores['mask_AP50']:.3f}, mask AP {scores['mask_AP']:.3f} "
+                       f"on {len(split.validation_ids)} validation pictures")
+
+    return evaluate
 
 
 def export_training_run(model_dir: str | Path, export_dir: str | Path) -> str:

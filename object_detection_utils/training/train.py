@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
 from ..errors import InstanceSegmentationError
+from ..io.atomic import write_text_atomic
 from .config import OPTIONS_FILE, TrainOptions, experiment_config
 
 # Changing these between runs would not fit the saved weights.
@@ -24,6 +28,7 @@ class TrainResult:
     seconds: float  # this session's
     total_seconds: float  # every session's in this model folder, resumed ones included
     final_losses: dict[str, float]
+    options: TrainOptions  # as saved in the model folder, with what the weights were initialised from
 
 
 def check_resumable(model_dir: Path, options: TrainOptions) -> None:
@@ -48,18 +53,12 @@ def _total_seconds(sessions: list[dict]) -> float:
 
 
 def _sessions(model_dir: Path) -> list[dict]:
-    import json
-
     path = model_dir / SESSIONS_FILE
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
 
 
 def record_session(model_dir: Path, first_step: int, last_step: int, seconds: float) -> float:
     """Add one training session to `model_dir`'s log; returns the training seconds of all sessions."""
-    import json
-
-    from ..io.atomic import write_text_atomic
-
     sessions = _sessions(model_dir)
     if last_step > first_step:
         sessions.append({"first_step": first_step, "last_step": last_step, "seconds": round(seconds, 1)})
@@ -78,11 +77,16 @@ def latest_checkpoint(model_dir: str | Path) -> str | None:
     return tf.train.latest_checkpoint(str(model_dir))
 
 
-def train(options: TrainOptions, train_records: str | Path, model_dir: str | Path, progress: bool = True) -> TrainResult:
+def train(options: TrainOptions, train_records: str | Path, model_dir: str | Path, progress: bool = True,
+          initialise: Callable[[object], str] | None = None,
+          evaluate: Callable[[object, int, float], None] | None = None, evaluate_every: int = 0) -> TrainResult:
     """Train up to `options.steps` steps, resuming from the latest checkpoint in `model_dir` if there is one.
 
     A checkpoint is saved every `options.checkpoint_every` steps, at the end, and on Ctrl-C (the
     KeyboardInterrupt is then re-raised), so rerunning the same command continues where it stopped.
+    A fresh run (no checkpoint yet) first calls `initialise(model)`, which loads initial weights and says
+    which (`options.init_checkpoint` names the source); a resumed run keeps what its first session recorded.
+    `evaluate(model, step, training_seconds)` runs every `evaluate_every` steps; its time is not training time.
     """
     import time
 
@@ -91,6 +95,11 @@ def train(options: TrainOptions, train_records: str | Path, model_dir: str | Pat
 
     model_dir = Path(model_dir)
     check_resumable(model_dir, options)
+    resuming = latest_checkpoint(model_dir) is not None
+    if resuming and (model_dir / OPTIONS_FILE).exists():
+        saved = TrainOptions.load(model_dir)
+        options = dataclasses.replace(options, init_checkpoint=saved.init_checkpoint,
+                                      init_restored=saved.init_restored)
     model_dir.mkdir(parents=True, exist_ok=True)
     options.save(model_dir)
 
@@ -103,7 +112,13 @@ def train(options: TrainOptions, train_records: str | Path, model_dir: str | Pat
     manager = tf.train.CheckpointManager(checkpoint, str(model_dir), max_to_keep=2)
     if manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint).expect_partial()
+        if initialise is not None:
+            tqdm.write(f"resuming from {manager.latest_checkpoint}: the initial weights are not loaded again")
+    elif initialise is not None:
+        options = dataclasses.replace(options, init_restored=initialise(model))
+        options.save(model_dir)
     first_step = int(optimizer.iterations.numpy())
+    earlier_seconds = training_seconds(model_dir)
 
     @tf.function
     def train_step(inputs):
@@ -113,6 +128,7 @@ def train(options: TrainOptions, train_records: str | Path, model_dir: str | Pat
         return {m.name: float(m.result()) for m in metrics}
 
     start = time.perf_counter()
+    evaluation_seconds = 0.0
     step = first_step
     reported: dict[str, float] = {}
     bar = tqdm(total=options.steps, initial=first_step, desc="training", unit="step", disable=not progress,
@@ -133,10 +149,14 @@ def train(options: TrainOptions, train_records: str | Path, model_dir: str | Pat
                     m.reset_state()
             if step % options.checkpoint_every == 0:
                 manager.save(checkpoint_number=step)
+            if evaluate is not None and evaluate_every and step % evaluate_every == 0:
+                evaluation_start = time.perf_counter()
+                evaluate(model, step, earlier_seconds + evaluation_start - start - evaluation_seconds)
+                evaluation_seconds += time.perf_counter() - evaluation_start
     except KeyboardInterrupt:
         if step > first_step:
             manager.save(checkpoint_number=step)
-            record_session(model_dir, first_step, step, time.perf_counter() - start)
+            record_session(model_dir, first_step, step, time.perf_counter() - start - evaluation_seconds)
             tqdm.write(f"saved a checkpoint at step {step} in {model_dir}; run the same command to resume")
         raise
     finally:
@@ -144,7 +164,7 @@ def train(options: TrainOptions, train_records: str | Path, model_dir: str | Pat
     path = manager.latest_checkpoint
     if path is None or checkpoint_step(path) != step:
         path = manager.save(checkpoint_number=step)
-    seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - start - evaluation_seconds
     total = record_session(model_dir, first_step, step, seconds)
     return TrainResult(checkpoint=path, first_step=first_step, last_step=step, seconds=seconds,
-                       total_seconds=total, final_losses=reported)
+                       total_seconds=total, final_losses=reported, options=options)

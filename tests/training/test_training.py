@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,9 +18,12 @@ from object_detection_utils.errors import InstanceSegmentationError
 from object_detection_utils.io.coco import decode_mask
 from object_detection_utils.label_map import LabelMap
 from object_detection_utils.training.config import TrainOptions
-from object_detection_utils.training.shapes import SHAPE_CLASSES, random_shapes_picture, write_shapes_dataset
-
-REPO = Path(__file__).resolve().parent.parent
+from object_detection_utils.training.shapes import (
+    SHAPE_CLASSES,
+    random_shapes_picture,
+    shape_classes,
+    write_shapes_dataset,
+)
 
 
 def _model_garden():
@@ -53,6 +55,43 @@ def test_shapes_pictures_are_seeded_and_every_painted_pixel_is_annotated():
         assert len(np.unique(picture.image[background], axis=0)) == 1
 
 
+def test_shapes_of_the_default_task_are_unchanged():
+    """The circles, squares and triangles of a seed are what they were before other kinds were added."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for seed in (0, 1, 3, 7):
+        rng = np.random.default_rng(seed)
+        for _ in range(30):
+            picture = random_shapes_picture(rng, (128, 128), 4)
+            for array in (picture.image, picture.masks, picture.class_ids):
+                digest.update(array.tobytes())
+    assert digest.hexdigest() == "1dba8383b25070cac8964733f7e777b0199ff4445a8b1928f0f2dc55695efb51"
+
+
+def test_other_shape_kinds_make_another_task_with_exact_masks(tmp_path):
+    classes = shape_classes(["star", "cross", "ring"])
+    assert classes == {1: "star", 2: "cross", 3: "ring"}
+    rng = np.random.default_rng(5)
+    pictures = [random_shapes_picture(rng, (96, 96), 4, classes) for _ in range(30)]
+    assert {int(c) for p in pictures for c in p.class_ids} == {1, 2, 3}
+    for picture in pictures:
+        assert (picture.masks.sum(axis=0) <= 1).all()
+        for mask in picture.masks:
+            assert len(np.unique(picture.image[mask], axis=0)) == 1
+        background = ~picture.masks.any(axis=0)
+        assert len(np.unique(picture.image[background], axis=0)) == 1
+    ring = next(p.masks[i] for p in pictures for i, c in enumerate(p.class_ids) if c == 3 and i == len(p.class_ids) - 1)
+    rows, cols = np.nonzero(ring)
+    assert not ring[(rows.min() + rows.max()) // 2, (cols.min() + cols.max()) // 2]  # a hole in the middle
+
+    annotations = write_shapes_dataset(tmp_path, count=3, seed=2, size=(64, 64), progress=False, classes=classes)
+    assert [c["name"] for c in json.loads(annotations.read_text())["categories"]] == ["star", "cross", "ring"]
+    for bad in (["circle", "hexagon"], ["star", "star"], []):
+        with pytest.raises(InstanceSegmentationError, match="shape kinds must be distinct names among circle"):
+            shape_classes(bad)
+
+
 def test_shapes_dataset_files_match_their_annotations(tmp_path):
     annotations_path = write_shapes_dataset(tmp_path / "shapes", count=5, seed=11, size=(64, 80), progress=False)
     document = json.loads(annotations_path.read_text())
@@ -82,7 +121,8 @@ def test_train_options_are_checked_and_round_trip(tmp_path):
     options = TrainOptions(num_classes=4, backbone="resnet34", input_size=192, steps=7)
     options.save(tmp_path)
     assert TrainOptions.load(tmp_path) == options
-    for bad in ({"backbone": "resnet19"}, {"input_size": 100}, {"heads": "huge"}, {"num_classes": 1}):
+    for bad in ({"backbone": "resnet19"}, {"input_size": 100}, {"heads": "huge"}, {"num_classes": 1},
+                {"freeze": "decoder"}):
         with pytest.raises(InstanceSegmentationError):
             TrainOptions(**{"num_classes": 4, **bad})
     with pytest.raises(InstanceSegmentationError, match="not a training folder"):
@@ -121,6 +161,20 @@ def test_model_card_names_pictures_where_every_annotated_class_is_found(tmp_path
     assert expected_lines == [(f"examples/{e.file_name}", " ".join(e.class_names)) for e in examples]
     for picture, _ in expected_lines:
         assert (tmp_path / "export" / picture).read_bytes() == (tmp_path / "val" / "images" / picture[9:]).read_bytes()
+
+
+def test_model_card_says_where_the_weights_came_from_and_what_was_frozen():
+    from object_detection_utils.training.model_card import model_card
+
+    summary = {"steps": 3, "total_train_seconds": 1.0}
+    fine_tuned = TrainOptions(num_classes=4, freeze="backbone", init_checkpoint="resnet50-imagenet (ImageNet)",
+                              init_restored="backbone")
+    card = model_card("m", fine_tuned, LabelMap(SHAPE_CLASSES), summary)
+    assert ("\nFine-tuned with `instance_segmentation_train.py train` (TensorFlow Model Garden's "
+            "`maskrcnn_resnetfpn_coco`):\nInitialised from resnet50-imagenet (ImageNet); restored: backbone; "
+            "backbone frozen.\n3 steps of batch 8,") in card
+    card = model_card("m", TrainOptions(num_classes=4), LabelMap(SHAPE_CLASSES), summary)
+    assert "\nTrained with `instance_segmentation_train.py train`" in card and "\nFrom random weights.\n" in card
 
 
 def test_validation_split_holds_out_pictures(tmp_path):
@@ -294,10 +348,10 @@ def test_export_boxes_are_normalised_to_the_input_picture(trained):
     np.testing.assert_allclose(boxes_large, boxes_small * 2, atol=0.3)
 
 
-def test_script_uses_the_export_and_reports_bad_data_in_one_line(trained, tmp_path):
+def test_script_uses_the_export_and_reports_bad_data_in_one_line(trained, tmp_path, repo_root):
     picture = next((trained["root"] / "shapes" / "images").iterdir())
     done = subprocess.run(
-        [sys.executable, str(REPO / "instance_segmentation.py"), "--model", str(trained["export"]), "-i", str(picture),
+        [sys.executable, str(repo_root / "instance_segmentation.py"), "--model", str(trained["export"]), "-i", str(picture),
          "-o", str(tmp_path / "out.png"), "--no-display", "--min-score", "0"],
         capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert done.returncode == 0, done.stderr
@@ -306,24 +360,24 @@ def test_script_uses_the_export_and_reports_bad_data_in_one_line(trained, tmp_pa
 
     (tmp_path / "bad.json").write_text("{not json")
     done = subprocess.run(
-        [sys.executable, str(REPO / "instance_segmentation_train.py"), "train", "--annotations",
+        [sys.executable, str(repo_root / "instance_segmentation_train.py"), "train", "--annotations",
          str(tmp_path / "bad.json"), "--images", str(tmp_path), "--model-dir", str(tmp_path / "run")],
         capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "bad.json: line 1: not valid JSON (" in done.stderr
 
     done = subprocess.run(
-        [sys.executable, str(REPO / "instance_segmentation_train.py"), "export", "--model-dir", str(tmp_path),
+        [sys.executable, str(repo_root / "instance_segmentation_train.py"), "export", "--model-dir", str(tmp_path),
          "--output", str(tmp_path / "export")], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert done.returncode == 2 and done.stderr.strip() == f"error: {tmp_path}: no checkpoint to export"
 
 
-def test_export_command_writes_the_latest_checkpoint_with_a_model_card(trained, tmp_path):
+def test_export_command_writes_the_latest_checkpoint_with_a_model_card(trained, tmp_path, repo_root):
     from object_detection_utils.training.train import checkpoint_step, latest_checkpoint, training_seconds
 
     run = trained["root"] / "run"
     done = subprocess.run(
-        [sys.executable, str(REPO / "instance_segmentation_train.py"), "export", "--model-dir", str(run),
+        [sys.executable, str(repo_root / "instance_segmentation_train.py"), "export", "--model-dir", str(run),
          "--output", str(tmp_path / "exported")], capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert done.returncode == 0, done.stderr
     checkpoint = latest_checkpoint(run)
@@ -334,3 +388,41 @@ def test_export_command_writes_the_latest_checkpoint_with_a_model_card(trained, 
     assert f"; {training_seconds(run):.0f} s of training." in card and training_seconds(run) > 0
     assert "| mask |" not in card and "expect:" not in card  # no validation here
     assert load_model(tmp_path / "exported").label_map.name(3) == "triangle"
+
+
+def _export_into(repo_root, run, output) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(repo_root / "instance_segmentation_train.py"), "export", "--model-dir", str(run),
+         "--output", str(output)], capture_output=True, text=True, timeout=600)
+
+
+def test_an_export_onto_a_full_disk_is_one_line_and_keeps_the_earlier_export(trained, tmp_path, repo_root):
+    disk = tmp_path / "small-disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)], capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here")
+    try:
+        earlier = disk / "exported"
+        earlier.mkdir()
+        (earlier / "README.md").write_text("the earlier export")
+        done = _export_into(repo_root, trained["root"] / "run", earlier)
+        assert done.returncode == 2
+        assert done.stderr.strip() == f"error: {earlier}: cannot write the export (No space left on device)"
+        assert sorted(p.name for p in disk.iterdir()) == ["exported"]  # no temporary folder left
+        assert (earlier / "README.md").read_text() == "the earlier export"
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def test_an_export_into_a_read_only_folder_fails_before_the_model_is_built(trained, tmp_path, repo_root):
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(folder)],
+                      capture_output=True).returncode:
+        pytest.skip("cannot mount a read-only tmpfs here")
+    try:
+        done = _export_into(repo_root, trained["root"] / "run", folder / "exported")
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"error: {folder / 'exported'}: cannot write the export there (Read-only file system)"
