@@ -94,3 +94,25 @@ def png_declaring():
             + chunk(b"IEND", b"")
 
     return make
+
+
+@pytest.fixture(scope="session")
+def read_video():
+    """`read_video(path)`: every frame (BGR) of a video file, its frame rate and (width, height)."""
+    import cv2
+
+    def read(path: Path):
+        capture = cv2.VideoCapture(str(path))
+        assert capture.isOpened(), f"{path} does not open as a video"
+        fps = capture.get(cv2.CAP_PROP_FPS)
+        size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        frames = []
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            frames.append(frame)
+        capture.release()
+        return frames, fps, size
+
+    return read

@@ -51,22 +51,6 @@ def make_video(path: Path, values: list[int], fps: float = 10.0, fourcc: str = "
     return path
 
 
-def read_video(path: Path) -> tuple[list[np.ndarray], float, tuple[int, int]]:
-    """All frames (BGR), the frame rate and (width, height) of a video file."""
-    capture = cv2.VideoCapture(str(path))
-    assert capture.isOpened(), path
-    fps = capture.get(cv2.CAP_PROP_FPS)
-    size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    capture.release()
-    return frames, fps, size
-
-
 class FakeCamera:
     """A live `FrameSource` that delivers a BRIGHT frame whenever read, ending after `frames` frames (never when
     None). `pause` seconds before each frame only keeps an endless camera from spinning a core."""
@@ -257,7 +241,7 @@ def no_part_files(folder: Path) -> bool:
 
 @pytest.mark.parametrize("suffix, fourcc", [(".avi", "MJPG"), (".mp4", "mp4v")])
 def test_every_frame_writes_each_frame_with_masks_where_the_model_puts_them(
-    tmp_path, tiny_frozen_dir, suffix, fourcc, capsys
+    tmp_path, tiny_frozen_dir, suffix, fourcc, capsys, read_video
 ):
     values = [BRIGHT, DARK] * 6
     clip = make_video(tmp_path / f"clip{suffix}", values, fps=12.0, fourcc=fourcc)
@@ -364,7 +348,7 @@ def test_reader_keeps_only_the_newest_frame_and_wakes_the_consumer_when_one_arri
     assert camera.closed
 
 
-def test_newest_frame_mode_on_a_file_keeps_its_frame_rate_and_duration(tmp_path, tiny):
+def test_newest_frame_mode_on_a_file_keeps_its_frame_rate_and_duration(tmp_path, tiny, read_video):
     values = [40 + 5 * i for i in range(30)]  # every frame looks different
     source = CountingSource(open_source(make_video(tmp_path / "clip.avi", values, fps=25.0)))
     out = tmp_path / "out.avi"
@@ -392,7 +376,7 @@ def test_newest_frame_mode_on_a_file_keeps_its_frame_rate_and_duration(tmp_path,
 # --- stopping: failures, window, Ctrl+C ----------------------------------------------------------------------
 
 
-def test_camera_failing_midway_reconnects_a_few_times_then_stops_with_one_line(tmp_path, tiny):
+def test_camera_failing_midway_reconnects_a_few_times_then_stops_with_one_line(tmp_path, tiny, read_video):
     cameras, sleeps = [], []
 
     def opener():
@@ -435,7 +419,7 @@ def test_dropped_stream_that_comes_back_goes_on(tiny):
     assert all(camera.closed for camera in opened)
 
 
-def test_window_closed_and_ctrl_c_stop_cleanly_and_finish_the_files(tmp_path, tiny):
+def test_window_closed_and_ctrl_c_stop_cleanly_and_finish_the_files(tmp_path, tiny, read_video):
     window = FakeWindow(close_after=3)
     camera = FakeCamera()
     out = tmp_path / "window.avi"
@@ -542,7 +526,7 @@ def test_unsupported_output_type_is_refused(tmp_path, capsys):
 # --- writers ---------------------------------------------------------------------------------------------------
 
 
-def test_video_sink_shows_the_file_only_when_finished(tmp_path):
+def test_video_sink_shows_the_file_only_when_finished(tmp_path, read_video):
     out = tmp_path / "out.mp4"
     sink = VideoSink(out, fps=5)
     sink.write(np.zeros((HEIGHT, WIDTH, 3), np.uint8), repeat=3)

@@ -52,19 +52,6 @@ def temp_files(folder: Path) -> list[str]:
     return [path.name for path in folder.rglob("*") if is_temp_name(path.name)]
 
 
-def read_video(path: Path) -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(path))
-    assert capture.isOpened(), f"{path} does not open as a video"
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    capture.release()
-    return frames
-
-
 def make_video(path: Path, count: int, size: tuple[int, int] = (WIDTH, HEIGHT), noise: bool = False) -> Path:
     """A Motion-JPEG video of `count` frames: grey, or random noise (which compresses badly: big files)."""
     width, height = size
@@ -220,7 +207,8 @@ def test_a_read_blocked_in_the_capture_is_abandoned_after_the_stall_timeout(mjpe
 # --- Ctrl+C while writing --------------------------------------------------------------------------------------
 
 
-def test_ctrl_c_during_every_frame_leaves_a_playable_video_of_the_frames_done(tmp_path, tiny_frozen_dir, repo_root):
+def test_ctrl_c_during_every_frame_leaves_a_playable_video_of_the_frames_done(tmp_path, tiny_frozen_dir, repo_root,
+                                                                            read_video):
     total = 3000
     clip = make_video(tmp_path / "clip.avi", total)
     out, lines = tmp_path / "out" / "segmented.mp4", tmp_path / "out" / "segmented.jsonl"
@@ -263,7 +251,7 @@ def test_ctrl_c_during_every_frame_leaves_a_playable_video_of_the_frames_done(tm
     done = int(summary.group(1))
     assert 5 <= done < total and int(summary.group(2)) == done
     assert f"saved {out} ({done} frames)" in text and f"saved {lines} ({done} lines)" in text
-    frames = read_video(out)
+    frames, _, _ = read_video(out)
     assert len(frames) == done
     records = [json.loads(line) for line in lines.read_text().splitlines()]
     assert [record["frame"] for record in records] == list(range(done))
@@ -333,7 +321,7 @@ def saved_count(stderr: str, path: Path) -> int | None:
 
 
 def test_a_video_past_the_file_size_limit_stops_with_one_line_and_keeps_the_json_lines(
-        tmp_path, tiny_frozen_dir, repo_root):
+        tmp_path, tiny_frozen_dir, repo_root, read_video):
     clip = make_video(tmp_path / "noise.avi", 60, size=(320, 240), noise=True)  # ~3 MB of MPEG-4 segmented
     out, lines = tmp_path / "out.mp4", tmp_path / "out.jsonl"
     argv = ["--source", str(clip), "--every-frame", "-o", str(out), "--json-lines", str(lines), "--no-display",
@@ -352,12 +340,12 @@ def test_a_video_past_the_file_size_limit_stops_with_one_line_and_keeps_the_json
 
     # with room again, the same command writes everything
     assert cli.run_main(webcam.main, argv) == 0
-    assert len(read_video(out)) == 60 and len(lines.read_text().splitlines()) == 60
+    assert len(read_video(out)[0]) == 60 and len(lines.read_text().splitlines()) == 60
     assert temp_files(tmp_path) == []
 
 
 def test_a_full_disk_stops_the_script_with_one_line_naming_the_file(small_disk, tmp_path, tiny_frozen_dir,
-                                                                      repo_root):
+                                                                      repo_root, read_video):
     clip = make_video(tmp_path / "noise.avi", 60, size=(320, 240), noise=True)
     out, lines = small_disk / "out.mp4", small_disk / "out.jsonl"
     done = run_script(repo_root, ["--source", str(clip), "--every-frame", "-o", str(out), "--json-lines",
@@ -370,7 +358,7 @@ def test_a_full_disk_stops_the_script_with_one_line_naming_the_file(small_disk, 
     if saved_count(done.stderr, out) is None:
         assert not out.exists()
     else:
-        assert len(read_video(out)) == saved_count(done.stderr, out)
+        assert len(read_video(out)[0]) == saved_count(done.stderr, out)
     if saved_count(done.stderr, lines) is None:
         assert not lines.exists()
     else:
