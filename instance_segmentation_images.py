@@ -7,6 +7,12 @@
 
 A rerun skips the pictures whose outputs are complete (--overwrite redoes them); Ctrl+C stops after the
 pictures in flight are written. Bad files are reported and skipped; the exit code is 1 if any failed.
+
+With --ray (pip install -e ".[ray]") the same job runs on Ray Data, on this machine or a cluster, and -i/-o
+may be remote (s3://...):
+
+    python instance_segmentation_images.py --ray -i photos -o out                  # a local Ray instance
+    python instance_segmentation_images.py --ray auto -i s3://bucket/photos -o s3://bucket/out --masks
 """
 
 from __future__ import annotations
@@ -16,8 +22,9 @@ import sys
 from pathlib import Path
 
 from object_detection_utils.apps import cli
-from object_detection_utils.apps.batch import BatchOptions, find_pictures, run_batch, stop_on_interrupt
+from object_detection_utils.apps.batch import BatchOptions, BatchReport, find_pictures, run_batch, stop_on_interrupt
 from object_detection_utils.apps.batch.output_folder import claim_output_folder
+from object_detection_utils.apps.batch.remote_files import find_pictures_anywhere, is_remote, location
 
 DEFAULT_INPUT = "images"
 
@@ -27,16 +34,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("-i", "--input", action="append", default=None,
                         help="a folder, a glob pattern (quote it; ** recurses) or a picture; repeatable "
                              f"(default: {DEFAULT_INPUT}/)")
-    parser.add_argument("-o", "--output", type=Path, default=Path("segmented_images"),
+    parser.add_argument("-o", "--output", type=location, default=Path("segmented_images"),
                         help="output folder; subfolders mirror the input's (default: %(default)s)")
     parser.add_argument("-r", "--recursive", action="store_true", help="also process the folders' subfolders")
     outputs = parser.add_argument_group("outputs")
     outputs.add_argument("--no-overlay", action="store_true", help="do not write the drawn pictures")
     outputs.add_argument("--masks", action="store_true",
                          help="write one PNG per instance into <output>/<picture>.masks/")
-    outputs.add_argument("--coco-json", type=Path, default=None,
+    outputs.add_argument("--coco-json", type=location, default=None,
                          help="write the run's detections as one COCO JSON (boxes, RLE masks, scores)")
-    outputs.add_argument("--summary", type=Path, default=None,
+    outputs.add_argument("--summary", type=location, default=None,
                          help="write one line per picture: a .csv, or JSON lines for any other suffix")
     outputs.add_argument("--overwrite", action="store_true", help="redo pictures whose outputs are complete")
     outputs.add_argument("--jpeg-quality", type=int, default=95, help="quality of JPEG overlays (default: 95)")
@@ -45,28 +52,72 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     tuning.add_argument("--writers", type=int, default=2, help="drawing/encoding/writing threads (default: 2)")
     tuning.add_argument("--prefetch", type=int, default=4, help="decoded pictures waiting for the model (default: 4)")
     tuning.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ray = parser.add_argument_group("Ray Data (pip install -e \".[ray]\"; docs/BATCH.md, docs/SCALE.md)")
+    ray.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                     help="run on Ray Data: alone, a local Ray instance (or $RAY_ADDRESS's cluster); 'auto' or "
+                          "'ray://host:10001' joins a cluster. -i and -o may then be s3:// or other remote URIs")
+    ray.add_argument("--ray-actors", type=int, default=None, metavar="N",
+                     help="model actors, one model each (default: one per GPU, else one per node)")
     cli.add_picture_arguments(parser)
     cli.add_model_arguments(parser)
     args = cli.parse_args(parser, argv)
     if args.no_overlay and not (args.masks or args.coco_json or args.summary):
         parser.error("--no-overlay leaves nothing to write: add --masks, --coco-json or --summary")
+    remote = [str(place) for place in (*(args.input or []), args.output, args.coco_json, args.summary)
+              if place is not None and is_remote(place)]
+    if remote and args.ray is None:
+        parser.error(f"{remote[0]}: remote files are read and written by the Ray job: add --ray")
     return args
+
+
+def no_pictures(args: argparse.Namespace) -> int:
+    if args.input:
+        print(f"error: no pictures found in {', '.join(args.input)}", file=sys.stderr)
+    else:
+        print(f"error: no pictures found in {DEFAULT_INPUT}/: put pictures there, or pass -i FOLDER_OR_GLOB "
+              f"(e.g. -i photos/ or -i 'shots/**/*.jpg')", file=sys.stderr)
+    return 1
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.ray is not None:
+        return main_ray(args)
     pictures = find_pictures(args.input or [DEFAULT_INPUT], recursive=args.recursive, exclude=args.output)
     if not pictures:
-        if args.input:
-            print(f"error: no pictures found in {', '.join(args.input)}", file=sys.stderr)
-        else:
-            print(f"error: no pictures found in {DEFAULT_INPUT}/: put pictures there, or pass -i FOLDER_OR_GLOB "
-                  f"(e.g. -i photos/ or -i 'shots/**/*.jpg')", file=sys.stderr)
-        return 1
+        return no_pictures(args)
     with claim_output_folder(args.output):  # unwritable or busy: say so before the slow model load
         pass
     segmenter = cli.segmenter_from_args(args)
-    options = BatchOptions(
+    with stop_on_interrupt() as stop:
+        report = run_batch(segmenter, pictures, batch_options(args), readers=args.readers, writers=args.writers,
+                           prefetch=args.prefetch, progress=not args.no_progress, stop=stop)
+    return finish(report, segmenter.name, args)
+
+
+def main_ray(args: argparse.Namespace) -> int:
+    """The same run on Ray Data (object_detection_utils/apps/batch/ray_job.py)."""
+    from object_detection_utils.apps.batch.ray_job import ModelSpec, connect, run_ray_batch
+
+    pictures = find_pictures_anywhere(args.input or [DEFAULT_INPUT], recursive=args.recursive, exclude=args.output)
+    if not pictures:
+        return no_pictures(args)
+    if not is_remote(args.output):
+        with claim_output_folder(args.output):
+            pass
+    spec = ModelSpec(args.model, args.models_dir and str(args.models_dir), args.label_map and str(args.label_map),
+                     args.classes and tuple(cli.split_classes(args.classes)), args.min_score, args.mask_threshold)
+    name = spec.card().name  # an unknown model or class: one line, before Ray starts
+    connect(args.ray or None)
+    with stop_on_interrupt() as stop:
+        report = run_ray_batch(spec, pictures, batch_options(args), actors=args.ray_actors,
+                               progress=not args.no_progress, stop=stop,
+                               log=lambda line: print(line, file=sys.stderr))
+    return finish(report, name, args)
+
+
+def batch_options(args: argparse.Namespace) -> BatchOptions:
+    return BatchOptions(
         output_dir=args.output,
         overlay=not args.no_overlay,
         masks=args.masks,
@@ -76,10 +127,11 @@ def main(argv: list[str] | None = None) -> int:
         jpeg_quality=args.jpeg_quality,
         max_pixels=args.max_pixels,
     )
-    with stop_on_interrupt() as stop:
-        report = run_batch(segmenter, pictures, options, readers=args.readers, writers=args.writers,
-                           prefetch=args.prefetch, progress=not args.no_progress, stop=stop)
-    print(f"{report.summary_line()} with {segmenter.name}; outputs in {args.output}", file=sys.stderr)
+
+
+def finish(report: BatchReport, model_name: str, args: argparse.Namespace) -> int:
+    """Print the summary line and the failures; the exit code."""
+    print(f"{report.summary_line()} with {model_name}; outputs in {args.output}", file=sys.stderr)
     for name, reason in report.failures:
         print(f"  failed: {reason}", file=sys.stderr)
     if report.error:

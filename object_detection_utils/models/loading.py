@@ -128,7 +128,7 @@ def load_model(
     source = Path(path).expanduser()
     if not source.exists():
         raise ModelLoadError(f"{source}: no such model file or folder")
-    name = name or _model_name(source)
+    name = name or model_name(source)
     if source.is_file() and source.name.lower().endswith(ARCHIVE_SUFFIXES):
         source = extract_archive_cached(source)
 
@@ -145,7 +145,7 @@ def load_model(
         name=name,
         source=source,
         kind=kind,
-        label_map=_resolve_label_map(label_map, source),
+        label_map=resolve_label_map(label_map, source),
         has_masks=has_masks,
         _run=run,
         load_seconds=time.perf_counter() - start,
@@ -156,7 +156,8 @@ def load_model(
     return model
 
 
-def _model_name(source: Path) -> str:
+def model_name(source: Path) -> str:
+    """The name a model goes by: its folder's, or its file's without the suffix."""
     if source.name in (FROZEN_GRAPH_NAME, "saved_model.pb", "saved_model"):
         return source.parent.name
     for suffix in (*ARCHIVE_SUFFIXES, ".pb"):
@@ -201,7 +202,8 @@ def is_model_folder(path: Path) -> bool:
     return path.is_dir()
 
 
-def _resolve_label_map(label_map: LabelMap | str | Path | None, source: Path) -> LabelMap:
+def resolve_label_map(label_map: LabelMap | str | Path | None, source: Path) -> LabelMap:
+    """`label_map` as given (or read), else the label map in the model's folder, else the COCO map."""
     if isinstance(label_map, LabelMap):
         return label_map
     if label_map is not None:

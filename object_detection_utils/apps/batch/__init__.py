@@ -5,6 +5,9 @@
     outputs.py   one picture's files: the overlay and per-instance mask PNGs, and its journal record
     pipeline.py  reader threads, the model, writer threads; Ctrl+C handling
     run_files.py the run's COCO JSON and summary, streamed from the journal
+    output_folder.py  claiming the output folder: writable, and one run at a time
+    ray_job.py   the same job on Ray Data (--ray): decoding tasks, model actors, writing tasks
+    remote_files.py   s3:// and other pyarrow filesystems for inputs and outputs of the Ray job
 """
 
 from .inputs import Picture, find_pictures

@@ -14,6 +14,7 @@ from ...io.atomic import write_bytes_atomic
 from ...io.images import encode_image
 from ...visualization.drawing import draw_detections
 from .inputs import Picture
+from .remote_files import RemotePath
 
 # Overlays keep the source's format when OpenCV writes it; other formats (gif, ico, ...) get `<name>.png`.
 WRITABLE_SUFFIXES = frozenset(".jpg .jpeg .jpe .png .bmp .webp .tif .tiff".split())
@@ -38,7 +39,7 @@ def mask_file_name(index: int, class_name: str) -> str:
 
 
 def write_picture_outputs(
-    output_dir: Path,
+    output_dir: Path | RemotePath,
     picture: Picture,
     image: np.ndarray,
     detections: Detections,
@@ -46,14 +47,15 @@ def write_picture_outputs(
     masks: bool,
     jpeg_quality: int = 95,
 ) -> list[Path]:
-    """Write the drawn overlay and/or one PNG per instance mask, each atomically; returns the paths written.
+    """Write the drawn overlay and/or one PNG per instance mask, each atomically, into a local or remote
+    folder; returns the paths written.
 
     Mask PNGs of an earlier run that found more instances are removed.
     """
     written: list[Path] = []
     if overlay:
         path = overlay_path(output_dir, picture.name)
-        write_bytes_atomic(path, encode_image(draw_detections(image, detections), path.suffix, jpeg_quality))
+        _write(path, encode_image(draw_detections(image, detections), path.suffix, jpeg_quality))
         written.append(path)
     if masks:
         folder = masks_dir(output_dir, picture.name)
@@ -61,7 +63,7 @@ def write_picture_outputs(
         if detections.masks is not None:
             for i, instance in enumerate(detections):
                 path = folder / mask_file_name(i, instance.class_name)
-                write_bytes_atomic(path, encode_image(instance.mask.astype(np.uint8) * 255, ".png"))
+                _write(path, encode_image(instance.mask.astype(np.uint8) * 255, ".png"))
                 new.append(path)
         if folder.is_dir():
             for old in folder.glob("*.png"):
@@ -69,6 +71,14 @@ def write_picture_outputs(
                     old.unlink()
         written += new
     return written
+
+
+def _write(path: Path | RemotePath, data: bytes) -> None:
+    """Local files go through a temporary name; a remote object is written whole or not at all by the store."""
+    if isinstance(path, RemotePath):
+        path.write_bytes(data)
+    else:
+        write_bytes_atomic(path, data)
 
 
 def picture_record(

@@ -123,12 +123,8 @@ def _run_claimed(
     remove_stale_temp_files(output_dir)
     journal = Journal(output_dir / JOURNAL_NAME)
     settings = segmenter.settings
-    todo = []
-    for picture in pictures:
-        if not options.overwrite and journal.is_complete(picture, settings, options.kinds, output_dir):
-            report.skipped += 1
-        else:
-            todo.append(picture)
+    todo = pictures_to_do(pictures, journal, settings, options)
+    report.skipped = len(pictures) - len(todo)
 
     def fail(picture: Picture, reason: str) -> None:
         report.failed += 1
@@ -157,13 +153,12 @@ def _run_claimed(
             try:
                 journal.append(future.result())
                 report.done += 1
-            except OSError as error:
-                if error.errno in OUTPUT_FOLDER_FULL:
-                    report.error = report.error or f"{error.filename or output_dir}: {error.strerror}"
+            except (OSError, ValueError) as error:
+                stops_run, message = output_error(picture, error, output_dir)
+                if stops_run:
+                    report.error = report.error or message
                 else:
-                    fail(picture, f"{picture.source}: cannot write outputs ({error})")
-            except ValueError as error:
-                fail(picture, f"{picture.source}: cannot write outputs ({error})")
+                    fail(picture, message)
             bar.update(1)
 
     with ThreadPoolExecutor(readers, thread_name_prefix="read") as read_pool, \
@@ -189,7 +184,7 @@ def _run_claimed(
                     continue
                 model_seconds = time.perf_counter() - model_start
                 writes.append((picture, write_pool.submit(
-                    _finish_picture, segmenter, picture, image, outputs, model_seconds, options, settings)))
+                    finish_picture, segmenter, picture, image, outputs, model_seconds, options, settings)))
                 del image, outputs
                 collect(block_above=2 * writers)
         finally:
@@ -217,7 +212,24 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def _finish_picture(
+def pictures_to_do(
+    pictures: Sequence[Picture], journal: Journal, settings: dict[str, Any], options: BatchOptions
+) -> list[Picture]:
+    """The pictures a run must process: all with `options.overwrite`, else those not complete in `journal`."""
+    if options.overwrite:
+        return list(pictures)
+    return [p for p in pictures if not journal.is_complete(p, settings, options.kinds, options.output_dir)]
+
+
+def output_error(picture: Picture, error: OSError | ValueError, output_dir: Path) -> tuple[bool, str]:
+    """(whether the run must stop, the line to report) for an error writing a picture's outputs: a full or
+    read-only output folder stops the run (no later picture would fare better), anything else fails the picture."""
+    if isinstance(error, OSError) and error.errno in OUTPUT_FOLDER_FULL:
+        return True, f"{error.filename or output_dir}: {error.strerror}"
+    return False, f"{picture.source}: cannot write outputs ({error})"
+
+
+def finish_picture(
     segmenter: Segmenter,
     picture: Picture,
     image: np.ndarray,
@@ -229,7 +241,7 @@ def _finish_picture(
     """Post-process, draw and write one picture's outputs; returns its journal record."""
     start = time.perf_counter()
     detections = segmenter.postprocess(outputs, image.shape[:2])
-    output_dir = Path(options.output_dir)
+    output_dir = options.output_dir
     written = write_picture_outputs(output_dir, picture, image, detections, options.overlay, options.masks,
                                     options.jpeg_quality)
     outputs_written = [path.relative_to(output_dir).as_posix() for path in written]

@@ -1,0 +1,308 @@
+"""The batch job on Ray Data: the same pictures, outputs, journal and run files as `run_batch`, over a Ray cluster.
+
+    driver: list the pictures, skip the complete ones (the journal's rule)
+      -> decode        Ray tasks               read_picture (local or remote), bad files become error rows
+      -> model         an actor pool           one Segmenter per actor, loaded once; one GPU each where there are
+      -> write         Ray tasks               finish_picture: post-process, draw, write the files where they belong
+    driver: stream the small per-picture records back in input order into the journal; the COCO JSON and the
+            summary are written from the journal at the end, as locally.
+
+Nothing but file names, records and errors reaches the driver: pictures, raw outputs and drawings stay in the
+workers and the object store, so the driver's memory does not grow with the number of pictures. Ray Data
+retries the work of a worker that dies (the model actors restart), and rows reach the driver exactly once, so a
+killed worker loses no picture and records none twice; a picture redone that way rewrites the same files,
+atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pickle
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...errors import ImageReadError, InstanceSegmentationError, ModelLoadError
+from ...io.atomic import remove_stale_temp_files
+from ...label_map import LabelMap
+from ...models.archive import ARCHIVE_SUFFIXES, extract_archive_cached
+from ...models.loading import model_name, resolve_label_map
+from ...models.zoo import find_model, open_model
+from ...predictor import Segmenter
+from .inputs import Picture
+from .journal import JOURNAL_NAME, Journal
+from .output_folder import claim_output_folder
+from .pipeline import BatchOptions, BatchReport, finish_picture, output_error, pictures_to_do
+from .remote_files import RemotePath, local_copy, read_picture
+from .run_files import write_coco_json, write_summary
+
+INSTALL_HINT = 'the --ray option needs Ray: pip install "instance-segmentation[ray]" (or pip install -e ".[ray]")'
+# Decoding and writing are light next to the model: two such tasks per logical CPU. Asking for another amount
+# than the model actors also keeps Ray Data from fusing decoding into the actors, where it would stall the model.
+TASK_CPUS = 0.5
+# Pictures per block, the unit of a task: a few, so that Ray's cost per task is shared (a block per picture
+# halves the throughput of a 60 ms model on 2 cores), and not many, so that a block's pictures stay small in
+# memory and the stages overlap.
+PICTURES_PER_BLOCK = 8
+MAX_BLOCKS = 10_000  # the driver holds a reference per input block; Ray Data splits big blocks' outputs itself
+_NO_IMAGE = np.zeros((1, 1, 3), np.uint8)  # the image column of a row whose picture could not be read
+
+
+def connect(address: str | None = None, num_cpus: int | None = None) -> None:
+    """Join the Ray cluster at `address` (`auto`, `ray://host:10001`, `host:6379`), or `RAY_ADDRESS`, or start a
+    local one (with `num_cpus` logical CPUs, default all). Ray's usage statistics are switched off first, always.
+    Does nothing when Ray is already initialised in this process."""
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # read by ray.init and the processes it starts
+    try:
+        import ray
+        import ray.data  # the data extra
+    except ImportError:
+        raise InstanceSegmentationError(INSTALL_HINT) from None
+    if ray.is_initialized():
+        return
+    local = address is None and not os.environ.get("RAY_ADDRESS")
+    try:  # "local" starts a new instance, where None would join a cluster that `ray start` left on this machine
+        ray.init(address="local" if local else address, num_cpus=num_cpus if local else None,
+                 include_dashboard=False if local else None, logging_level="WARNING")
+    except ConnectionError as error:
+        raise InstanceSegmentationError(f"cannot join the Ray cluster at {address or os.environ.get('RAY_ADDRESS')}: "
+                                        f"{error}") from None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The model and filters as the command line gives them: what each actor loads (picklable, small)."""
+
+    model: str
+    models_dir: str | None = None
+    label_map: str | None = None
+    classes: tuple[str, ...] | None = None
+    min_score: float = 0.5
+    mask_threshold: float = 0.5
+
+    def load(self) -> Segmenter:
+        """The model itself, with its filters (in an actor)."""
+        return Segmenter(open_model(self.model, self.models_dir, label_map=self.label_map), classes=self.classes,
+                         min_score=self.min_score, mask_threshold=self.mask_threshold)
+
+    def card(self) -> Segmenter:
+        """A Segmenter without the graph, for the driver and the writing tasks: its settings, label map and
+        post-processing are the loaded model's, but it cannot run (no TensorFlow is imported)."""
+        path = find_model(self.model, self.models_dir)
+        archive = path.is_file() and path.name.lower().endswith(ARCHIVE_SUFFIXES)
+        source = extract_archive_cached(path) if archive else path
+        return Segmenter(ModelCard(model_name(path), resolve_label_map(self.label_map, source)),
+                         classes=self.classes, min_score=self.min_score, mask_threshold=self.mask_threshold)
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a Segmenter reads of its model besides running it: the name and the label map."""
+
+    name: str
+    label_map: LabelMap
+
+
+class ModelActor:
+    """One model per actor, loaded once; raw outputs (pickled) for each picture of a batch."""
+
+    def __init__(self, spec: ModelSpec, settings: dict[str, Any]) -> None:
+        self.segmenter = spec.load()
+        if self.segmenter.settings != settings:
+            raise ModelLoadError(f"the model loaded on this worker ({self.segmenter.settings}) is not the one the "
+                                 f"driver described ({settings}): give every node the same model files")
+        self.ready = time.time()
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        errors, outputs, seconds = list(batch["error"]), [], []
+        for i, image in enumerate(batch["image"]):
+            raw, start = b"", time.perf_counter()
+            if not errors[i]:
+                try:
+                    raw = pickle.dumps(self.segmenter.predict(image), protocol=5)
+                except Exception as error:  # TensorFlow raises many types; one bad picture must not end the run
+                    errors[i] = f"{_source(batch, i)}: model failed ({_first_line(error)})"
+            outputs.append(raw)
+            seconds.append(time.perf_counter() - start)
+        count = len(errors)
+        return {**batch, "error": np.array(errors, dtype=object), "outputs": np.array(outputs, dtype=object),
+                "model_seconds": np.array(seconds), "model_ready": np.full(count, self.ready)}
+
+
+def _source(batch: dict[str, np.ndarray], i: int) -> str:
+    root, path = str(batch["root"][i]), str(batch["path"][i])
+    return str(RemotePath(root, path)) if root else path
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _row(picture: Picture) -> dict[str, Any]:
+    source = picture.source
+    if isinstance(source, RemotePath):
+        return {"root": source.root, "path": source.path, "name": picture.name, "size": source.size,
+                "mtime_ns": source.mtime_ns}
+    return {"root": "", "path": str(source), "name": picture.name, "size": -1, "mtime_ns": -1}
+
+
+def _picture(row: dict[str, Any]) -> Picture:
+    if row["root"]:
+        return Picture(RemotePath(row["root"], row["path"], int(row["size"]), int(row["mtime_ns"])), row["name"])
+    return Picture(Path(row["path"]), row["name"])
+
+
+def _decode(row: dict[str, Any], max_pixels: int) -> dict[str, Any]:
+    try:
+        image, error = read_picture(_picture(row).source, max_pixels), ""
+    except ImageReadError as failure:
+        image, error = _NO_IMAGE, str(failure)
+    return {**row, "image": image, "error": error}
+
+
+def _write(row: dict[str, Any], segmenter: Segmenter, options: BatchOptions, settings: dict[str, Any]
+           ) -> dict[str, Any]:
+    """Post-process, draw and write one picture (`finish_picture`, as locally); its record as JSON text, so
+    that it reaches the journal exactly as it was made."""
+    result = {"name": row["name"], "record": "", "error": row["error"], "stops_run": False,
+              "model_ready": row["model_ready"]}
+    if row["error"]:
+        return result
+    picture = _picture(row)
+    try:
+        record = finish_picture(segmenter, picture, row["image"], pickle.loads(row["outputs"]),
+                                float(row["model_seconds"]), options, settings)
+    except (OSError, ValueError) as error:
+        stops_run, message = output_error(picture, error, options.output_dir)
+        return {**result, "error": message, "stops_run": stops_run}
+    return {**result, "record": json.dumps(record, separators=(",", ":"))}
+
+
+def default_actors() -> int:
+    """One model actor per GPU of the cluster, else one per node that has a CPU to spare for decoding and
+    writing besides the actor's (TensorFlow uses all of a node's cores)."""
+    import ray
+
+    gpus = int(ray.cluster_resources().get("GPU", 0))
+    return gpus or max(1, sum(1 for node in ray.nodes() if node["Alive"] and node["Resources"].get("CPU", 0) >= 2))
+
+
+def _check_room(actors: int) -> None:
+    """Each model actor holds one logical CPU: some must be left for the decoding and writing tasks, or the job
+    would wait forever."""
+    import ray
+
+    cpus = ray.cluster_resources().get("CPU", 0)
+    if cpus - actors < TASK_CPUS:
+        raise InstanceSegmentationError(
+            f"{actors} model actor(s) take all {cpus:g} CPUs of the Ray cluster, leaving none to decode and write "
+            "pictures: use fewer --ray-actors, or give the nodes more CPUs (ray start --num-cpus)")
+
+
+def run_ray_batch(
+    model: ModelSpec,
+    pictures: Sequence[Picture],
+    options: BatchOptions,
+    actors: int | None = None,
+    progress: bool = True,
+    stop: threading.Event | None = None,
+    log: Callable[[str], None] = print,
+) -> BatchReport:
+    """`run_batch` on the Ray cluster this process is connected to (`connect`): same outputs, journal, resume
+    rule, run files and report. `options.output_dir` may be a `RemotePath`; so may the pictures' sources.
+
+    `actors` model actors (default: `default_actors()`). Setting `stop` ends the run at the next finished
+    picture; what was recorded is kept and the run files are written, as locally. The local output folder is
+    held for the run (`claim_output_folder`); a remote one is not locked: run one job per remote folder.
+    """
+    stop = stop or threading.Event()
+    segmenter = model.card()  # unknown model or class: one line now, before any worker starts
+    output_dir = options.output_dir
+    remote = isinstance(output_dir, RemotePath)
+    with contextlib.nullcontext() if remote else claim_output_folder(output_dir):
+        if not remote:
+            remove_stale_temp_files(output_dir)
+        with local_copy(output_dir / JOURNAL_NAME, download=True) as journal_path:
+            journal = Journal(journal_path)
+            return _run(model, segmenter, pictures, options, journal, actors, progress, stop, log)
+
+
+def _run(
+    model: ModelSpec,
+    segmenter: Segmenter,
+    pictures: Sequence[Picture],
+    options: BatchOptions,
+    journal: Journal,
+    actors: int | None,
+    progress: bool,
+    stop: threading.Event,
+    log: Callable[[str], None],
+) -> BatchReport:
+    import ray
+
+    start = time.time()
+    report = BatchReport()
+    settings = segmenter.settings
+    output_dir = options.output_dir
+    listed = output_dir.listed() if isinstance(output_dir, RemotePath) else output_dir
+    todo = pictures_to_do(pictures, journal, settings, replace(options, output_dir=listed))
+    report.skipped = len(pictures) - len(todo)
+    first_model_ready = None
+    if todo:
+        context = ray.data.DataContext.get_current()
+        context.execution_options.preserve_order = True  # records in input order: the local run's journal
+        context.enable_progress_bars = progress
+        gpus = 1 if ray.cluster_resources().get("GPU", 0) else 0
+        actors = actors or default_actors()
+        _check_room(actors)
+        dataset = (
+            ray.data.from_items([_row(p) for p in todo], override_num_blocks=min(-(-len(todo) // PICTURES_PER_BLOCK), MAX_BLOCKS))
+            .map(_decode, fn_kwargs={"max_pixels": options.max_pixels}, num_cpus=TASK_CPUS)
+            .map_batches(ModelActor, fn_constructor_kwargs={"spec": model, "settings": settings}, batch_size=1,
+                         batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors),
+                         num_cpus=1, num_gpus=gpus)
+            .map(_write, fn_kwargs={"segmenter": segmenter, "options": options, "settings": settings},
+                 num_cpus=TASK_CPUS)
+        )
+        rows = dataset.iter_rows()
+        try:
+            for row in rows:
+                ready = float(row["model_ready"])
+                first_model_ready = ready if first_model_ready is None else min(first_model_ready, ready)
+                if row["record"]:
+                    journal.append(json.loads(row["record"]))
+                    report.done += 1
+                elif row["stops_run"]:
+                    report.error = row["error"]
+                else:
+                    report.failed += 1
+                    report.failures.append((row["name"], row["error"]))
+                    log(f"failed: {row['error']}")
+                if stop.is_set() or report.error:
+                    break
+        finally:
+            close = getattr(rows, "close", None)
+            if close is not None:
+                close()
+    report.interrupted = stop.is_set()
+    names = [picture.name for picture in pictures]
+    try:
+        if options.coco_json is not None and report.error is None:
+            with local_copy(options.coco_json) as path:
+                write_coco_json(path, lambda: journal.records(names), segmenter.label_map)
+        if options.summary is not None and report.error is None:
+            with local_copy(options.summary) as path:
+                write_summary(path, lambda: journal.records(names), report.failures)
+    except OSError as error:
+        report.error = f"{error.filename}: {error.strerror}"
+    # The model load is not the pipeline's time, as locally: count from the first model ready (when it came later).
+    report.seconds = time.time() - max(start, first_model_ready or start)
+    return report

@@ -1,0 +1,368 @@
+"""The batch job on Ray Data (--ray): the local run's exact results, a killed model actor, an interrupted run
+resumed, and s3:// in and out against a local S3 server. One local Ray instance (2 CPUs) for the module."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import select
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import tiny_model
+from PIL import Image
+
+import instance_segmentation_images
+from object_detection_utils import Segmenter, load_model, read_image
+from object_detection_utils.apps import cli
+from object_detection_utils.apps.batch import JOURNAL_NAME, BatchOptions, find_pictures, run_batch
+
+# name -> (size (w, h), fill): the tiny model reports row 2 ("car") only on bright pictures.
+PICTURES = {
+    "a.jpg": ((64, 48), (60, 60, 60)),
+    "b.png": ((68, 52), (220, 220, 220)),
+    "c.bmp": ((70, 54), (90, 90, 90)),
+    "sub/d.webp": ((72, 58), (200, 200, 200)),
+    "sub/000000000139.png": ((80, 64), (30, 30, 30)),
+}
+TIMINGS = ("inference_seconds", "postprocess_seconds")
+
+
+@pytest.fixture(scope="module")
+def s3_server():
+    """A local S3 server (moto) on 127.0.0.1, found through the usual AWS environment variables."""
+    server_module = pytest.importorskip("moto.server", reason='the S3 test needs moto: pip install -e ".[test]"')
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    yield env
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(s3_server):
+    """A local Ray with 2 CPUs, shared by the module's tests (started after the S3 server, so that its
+    workers get the server's address)."""
+    ray = pytest.importorskip("ray", reason='--ray needs Ray: pip install -e ".[ray]"')
+    from object_detection_utils.apps.batch.ray_job import connect
+
+    connect(num_cpus=2)
+    assert os.environ["RAY_USAGE_STATS_ENABLED"] == "0"
+    yield ray
+    ray.shutdown()
+
+
+def make_pictures(folder: Path, broken: bool = True) -> Path:
+    for name, (size, fill) in PICTURES.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", size, fill).save(folder / name, **({"lossless": True} if name.endswith(".webp") else {}))
+    if broken:
+        (folder / "broken.jpg").write_bytes(b"this is not a picture")
+    return folder
+
+
+def local_run(model_dir: Path, pictures: Path, out: Path, recursive: bool = True) -> None:
+    report = run_batch(Segmenter(load_model(model_dir)), find_pictures([pictures], recursive=recursive),
+                       BatchOptions(output_dir=out, masks=True, coco_json=out / "results.json",
+                                    summary=out / "summary.csv"), progress=False, log=lambda line: None)
+    assert report.done > 0
+
+
+def ray_script(pictures: str, out: str, model_dir: Path, *extra: str) -> list[str]:
+    return ["--ray", "-i", pictures, "-r", "-o", out, "--model", str(model_dir), "--masks", "--no-progress",
+            "--coco-json", f"{out}/results.json", "--summary", f"{out}/summary.csv", *extra]
+
+
+def journal(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / JOURNAL_NAME).read_text().splitlines()]
+
+
+def output_files(out: Path) -> dict[str, bytes]:
+    """Every overlay and mask PNG by relative path (not the journal, COCO file or summary)."""
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*"))
+            if p.is_file() and not p.name.startswith(".") and p.name not in ("results.json", "summary.csv")}
+
+
+def summary_rows(path: Path) -> list[dict]:
+    with open(path, newline="") as file:
+        return [{k: v for k, v in row.items() if k not in TIMINGS} for row in csv.DictReader(file)]
+
+
+def assert_same_results(local: Path, remote: Path, unlike: tuple[str, ...] = (), moved: tuple[str, str] = ("", "")
+                        ) -> None:
+    """The Ray run's files are the local run's: same overlays and masks byte for byte, the same COCO JSON
+    (boxes, scores, RLE counts, ids), the same records and summary but for the timings (and `unlike` fields;
+    failures name the pictures' place, `moved` = (local folder, remote folder))."""
+    assert output_files(remote) == output_files(local)
+    assert json.loads((remote / "results.json").read_text()) == json.loads((local / "results.json").read_text())
+
+    def untimed(records: list[dict]) -> list[dict]:
+        return [{k: v for k, v in record.items() if k not in (*TIMINGS, *unlike)} for record in records]
+
+    assert untimed(journal(remote)) == untimed(journal(local))
+    expected = [{**row, "error": row["error"].replace(*moved)} for row in summary_rows(local / "summary.csv")]
+    assert summary_rows(remote / "summary.csv") == expected
+
+
+def test_the_ray_run_gives_the_local_runs_results_on_the_tiny_model(ray_cluster, tiny_frozen_dir, tmp_path,
+                                                                     capsys):
+    pictures = make_pictures(tmp_path / "pictures")
+    local_run(tiny_frozen_dir, pictures, tmp_path / "local")
+    out = tmp_path / "ray"
+    code = instance_segmentation_images.main(ray_script(str(pictures), str(out), tiny_frozen_dir))
+
+    assert code == 1  # the broken file, reported by name, as locally
+    stderr = capsys.readouterr().err
+    assert "done 5, skipped 0, failed 1" in stderr and "pictures/s" in stderr
+    assert f"failed: {pictures / 'broken.jpg'}: not a picture" in stderr
+    assert_same_results(tmp_path / "local", out)
+    coco = json.loads((out / "results.json").read_text())
+    assert len(coco["annotations"]) == 12 and {i["id"] for i in coco["images"]} >= {139}
+    assert not [p for p in out.rglob("*") if p.name.endswith(".part")]
+
+
+def test_the_ray_run_gives_the_local_runs_results_on_the_trained_model(ray_cluster, trained_model_dir, tmp_path,
+                                                                        capsys):
+    pictures = trained_model_dir / "examples"
+    local_run(trained_model_dir, pictures, tmp_path / "local")
+    out = tmp_path / "ray"
+    assert instance_segmentation_images.main(ray_script(str(pictures), str(out), trained_model_dir)) == 0
+    assert f"done {len(list(pictures.iterdir()))}, skipped 0, failed 0" in capsys.readouterr().err
+    assert_same_results(tmp_path / "local", out)
+    classes = {a["category_id"] for a in json.loads((out / "results.json").read_text())["annotations"]}
+    assert classes == {1, 2, 3}  # circle, square, triangle: the model card's expectation
+
+
+# ---------------------------------------------------------------------------------------------- gated model
+# The tiny model, made to write GATE_PAYLOAD bytes to gates/<red value of the picture's first pixel> before
+# answering. Where that path is a FIFO the test made, the actor waits there until the test drains it.
+
+GATE_PAYLOAD = 1 << 20  # far more than a pipe holds
+GATED_PICTURES = 8
+
+
+def build_gated_model(folder: Path, gates: Path) -> Path:
+    import tensorflow as tf
+
+    graph = tf.Graph()
+    with graph.as_default():
+        images = tf.compat.v1.placeholder(tf.uint8, [None, None, None, 3], name="image_tensor")
+        key = tf.strings.as_string(tf.cast(images[0, 0, 0, 0], tf.int32))
+        payload = tf.strings.reduce_join(tf.fill([GATE_PAYLOAD], "."))
+        gate = tf.io.write_file(tf.strings.join([str(gates), "/", key]), payload)
+        with tf.control_dependencies([gate]):
+            for name, tensor in tiny_model._outputs(tf, images, with_masks=True).items():
+                tf.identity(tensor, name=name)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "frozen_inference_graph.pb").write_bytes(graph.as_graph_def().SerializeToString())
+    return folder
+
+
+def gated_name(i: int) -> str:
+    return f"p{i:03d}.png"
+
+
+def gate_key(i: int) -> int:
+    return 6 * i + 1  # never 128: the model's warm-up picture passes freely
+
+
+@pytest.fixture()
+def gated(tmp_path) -> tuple[Path, Path, Path]:
+    """(pictures, gated model, gates folder); the test makes the FIFOs it needs."""
+    folder, gates = tmp_path / "pictures", tmp_path / "gates"
+    folder.mkdir()
+    gates.mkdir()
+    for i in range(GATED_PICTURES):
+        Image.new("RGB", (96, 64), (gate_key(i), 100, 50)).save(folder / gated_name(i))
+    return folder, build_gated_model(tmp_path / "gated_model", gates), gates
+
+
+class Gate:
+    """Picture i's gate, a FIFO: `wait` until the model is writing to it, then `release` or `abandon` it."""
+
+    def __init__(self, gates: Path, i: int) -> None:
+        self.path = gates / str(gate_key(i))
+        if not self.path.exists():
+            os.mkfifo(self.path)
+
+    def wait(self, job: threading.Thread, timeout: float = 180.0) -> Gate:
+        self._fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
+        deadline = time.monotonic() + timeout
+        while not select.select([self._fd], [], [], 0.5)[0]:
+            if not job.is_alive() or time.monotonic() > deadline:
+                os.close(self._fd)
+                pytest.fail(f"{self.path.name}: the picture did not reach the model")
+        return self
+
+    def writers(self) -> list[int]:
+        """The processes writing to the gate: the model actor running the picture."""
+        found = []
+        for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+            if int(fd_dir.parent.name) == os.getpid():
+                continue
+            try:
+                if any(os.readlink(fd) == str(self.path) for fd in fd_dir.iterdir()):
+                    found.append(int(fd_dir.parent.name))
+            except OSError:  # a process that ended meanwhile, or not ours to read
+                continue
+        return found
+
+    def kill_writer(self, timeout: float = 60.0) -> None:
+        """SIGKILL the actor at the gate, and wait until it is gone (its files closed)."""
+        [pid] = self.writers()
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + timeout
+        while not dead(pid):
+            if time.monotonic() > deadline:
+                pytest.fail(f"process {pid} still runs after SIGKILL")
+            time.sleep(0.05)
+        os.close(self._fd)  # what it wrote into the FIFO goes with the last open end
+
+    def release(self) -> None:
+        os.set_blocking(self._fd, True)
+        read = 0
+        while chunk := os.read(self._fd, 1 << 16):
+            read += len(chunk)
+        os.close(self._fd)
+        assert read == GATE_PAYLOAD
+
+
+
+def dead(pid: int) -> bool:
+    """Whether process `pid` is gone, reaped: on some kernels (gVisor) a zombie still holds its files, and the
+    FIFO with what it wrote."""
+    return not Path(f"/proc/{pid}").exists()
+
+
+def start_job(model_dir: Path, pictures: Path, out: Path, stop: threading.Event | None = None
+              ) -> tuple[threading.Thread, dict]:
+    from object_detection_utils.apps.batch.ray_job import ModelSpec, run_ray_batch
+
+    result: dict = {}
+
+    def job() -> None:
+        result["report"] = run_ray_batch(
+            ModelSpec(str(model_dir)), find_pictures([pictures]),
+            BatchOptions(output_dir=out, coco_json=out / "results.json"), progress=False, stop=stop,
+            log=lambda line: None)
+
+    thread = threading.Thread(target=job, daemon=True)
+    thread.start()
+    return thread, result
+
+
+def test_a_killed_model_actor_is_replaced_and_every_picture_is_done_once(ray_cluster, gated, tmp_path):
+    pictures, model_dir, gates = gated
+    out = tmp_path / "out"
+    gate = Gate(gates, 3)
+    job, result = start_job(model_dir, pictures, out)
+    gate.wait(job)  # picture 3 is in the model
+    gate.kill_writer()
+    Gate(gates, 3).wait(job).release()  # the replacement actor runs picture 3 again
+    job.join(timeout=300)
+    assert not job.is_alive()
+
+    report = result["report"]
+    every = [gated_name(i) for i in range(GATED_PICTURES)]
+    assert (report.done, report.skipped, report.failed) == (GATED_PICTURES, 0, 0)
+    assert [record["file"] for record in journal(out)] == every  # each once, in input order
+    coco = json.loads((out / "results.json").read_text())
+    assert [image["file_name"] for image in coco["images"]] == every
+    for name in every:
+        assert read_image(out / name).shape == (64, 96, 3)
+    assert not [p for p in out.rglob("*") if p.name.endswith(".part")]
+
+
+def test_an_interrupted_run_is_resumed_by_the_rerun(ray_cluster, gated, tmp_path):
+    pictures, model_dir, gates = gated
+    out = tmp_path / "out"
+    stop = threading.Event()
+    gate = Gate(gates, 4)
+    job, result = start_job(model_dir, pictures, out, stop)
+    gate.wait(job)
+    stop.set()  # what Ctrl+C does: the run ends at the next finished picture
+    gate.release()
+    job.join(timeout=300)
+    assert not job.is_alive()
+
+    first = result["report"]
+    recorded = [record["file"] for record in journal(out)]
+    every = [gated_name(i) for i in range(GATED_PICTURES)]
+    assert first.interrupted and 1 <= first.done == len(recorded) < GATED_PICTURES
+    assert recorded == every[: len(recorded)]
+    for name in recorded:
+        assert read_image(out / name).shape == (64, 96, 3)
+    stamps = {name: (out / name).stat().st_mtime_ns for name in recorded}
+
+    gate.path.unlink()  # the rerun passes freely
+    job, result = start_job(model_dir, pictures, out)
+    job.join(timeout=300)
+    assert not job.is_alive()
+    rerun = result["report"]
+    assert (rerun.done, rerun.skipped, rerun.failed, rerun.interrupted) == (
+        GATED_PICTURES - len(recorded), len(recorded), 0, False)
+    assert {name: (out / name).stat().st_mtime_ns for name in recorded} == stamps  # finished ones not redone
+    assert [record["file"] for record in journal(out)] == every
+    assert [image["file_name"] for image in json.loads((out / "results.json").read_text())["images"]] == every
+    assert not [p for p in out.rglob("*") if p.name.endswith(".part")]
+
+
+def test_s3_in_and_out_on_a_local_server(ray_cluster, s3_server, tiny_frozen_dir, tmp_path, capsys):
+    import boto3
+
+    pictures = make_pictures(tmp_path / "pictures")
+    local_run(tiny_frozen_dir, pictures, tmp_path / "local")
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="photos")
+    for path in pictures.rglob("*"):
+        if path.is_file():
+            s3.upload_file(str(path), "photos", f"in/{path.relative_to(pictures).as_posix()}")
+
+    args = ray_script("s3://photos/in", "s3://photos/out", tiny_frozen_dir)
+    assert instance_segmentation_images.main(args) == 1
+    assert "done 5, skipped 0, failed 1" in capsys.readouterr().err
+
+    remote = tmp_path / "from_s3"
+    for item in s3.list_objects_v2(Bucket="photos", Prefix="out/")["Contents"]:
+        target = remote / item["Key"][len("out/"):]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        s3.download_file("photos", item["Key"], str(target))
+    assert_same_results(tmp_path / "local", remote, unlike=("source_mtime_ns",),  # the object's, not the file's
+                        moved=(str(pictures), "s3://photos/in"))
+
+    assert instance_segmentation_images.main(args) == 1  # the rerun skips what is complete
+    stderr = capsys.readouterr().err
+    assert "done 0, skipped 5, failed 1" in stderr and "s3://photos/in/broken.jpg: not a picture" in stderr
+
+
+def test_remote_files_without_ray_are_refused_in_one_line(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        instance_segmentation_images.main(["-i", "s3://photos/in", "-o", "out"])
+    assert exit_info.value.code == 2
+    assert "s3://photos/in: remote files are read and written by the Ray job: add --ray" in capsys.readouterr().err
+
+
+def test_without_ray_the_option_says_what_to_install(monkeypatch, tiny_frozen_dir, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails, as when it is not installed
+    pictures = make_pictures(tmp_path / "pictures", broken=False)
+    code = cli.run_main(instance_segmentation_images.main, ["--ray", "-i", str(pictures), "-o", str(tmp_path / "out"),
+                                                            "--model", str(tiny_frozen_dir)])
+    assert code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        'error: the --ray option needs Ray: pip install "instance-segmentation[ray]" (or pip install -e ".[ray]")']
