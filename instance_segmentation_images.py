@@ -70,12 +70,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def input_specs(args: argparse.Namespace) -> list[str]:
+    """-i as given; by default images/ when it exists (without it, `no_pictures` says what to do)."""
+    if args.input:
+        return args.input
+    return [DEFAULT_INPUT] if Path(DEFAULT_INPUT).is_dir() else []
+
+
 def no_pictures(args: argparse.Namespace) -> int:
     if args.input:
         print(f"error: no pictures found in {', '.join(args.input)}", file=sys.stderr)
     else:
-        print(f"error: no pictures found in {DEFAULT_INPUT}/: put pictures there, or pass -i FOLDER_OR_GLOB "
-              f"(e.g. -i photos/ or -i 'shots/**/*.jpg')", file=sys.stderr)
+        print(f"error: no pictures found in {DEFAULT_INPUT}/ (the default input): put pictures there, or pass "
+              f"-i FOLDER_OR_GLOB (e.g. -i photos/ or -i 'shots/**/*.jpg')", file=sys.stderr)
     return 1
 
 
@@ -83,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.ray is not None:
         return main_ray(args)
-    pictures = find_pictures(args.input or [DEFAULT_INPUT], recursive=args.recursive, exclude=args.output)
+    pictures = find_pictures(input_specs(args), recursive=args.recursive, exclude=args.output)
     if not pictures:
         return no_pictures(args)
     with claim_output_folder(args.output):  # unwritable or busy: say so before the slow model load
@@ -99,7 +106,7 @@ def main_ray(args: argparse.Namespace) -> int:
     """The same run on Ray Data (object_detection_utils/apps/batch/ray_job.py)."""
     from object_detection_utils.apps.batch.ray_job import ModelSpec, connect, run_ray_batch
 
-    pictures = find_pictures_anywhere(args.input or [DEFAULT_INPUT], recursive=args.recursive, exclude=args.output)
+    pictures = find_pictures_anywhere(input_specs(args), recursive=args.recursive, exclude=args.output)
     if not pictures:
         return no_pictures(args)
     if not is_remote(args.output):

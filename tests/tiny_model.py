@@ -115,3 +115,50 @@ def expected_full_mask(row: int, height: int, width: int) -> np.ndarray:
         relative = (xs - xmin) / (xmax - xmin) * (MASK_SIZE - 1)
         in_cols &= relative < 6.5
     return in_rows[:, None] & in_cols[None, :]
+
+
+GATE_PAYLOAD = 1 << 20  # far more than a pipe holds, so the model waits until the test has read all of it
+
+
+def build_gated_frozen_graph(folder: Path, gates: Path) -> Path:
+    """The tiny model, made to write GATE_PAYLOAD bytes to `gates/<red value of the first pixel>` before answering.
+
+    Where that path is a FIFO the test made, the run waits there until the test opens and drains it (a picture
+    "at its gate"); anywhere else the write makes a plain file and the run goes on (the model's warm-up).
+    """
+    import tensorflow as tf
+
+    graph = tf.Graph()
+    with graph.as_default():
+        images = tf.compat.v1.placeholder(tf.uint8, [None, None, None, 3], name="image_tensor")
+        key = tf.strings.as_string(tf.cast(images[0, 0, 0, 0], tf.int32))
+        payload = tf.strings.reduce_join(tf.fill([GATE_PAYLOAD], "."))
+        gate = tf.io.write_file(tf.strings.join([str(gates), "/", key]), payload)
+        with tf.control_dependencies([gate]):
+            for name, tensor in _outputs(tf, images, with_masks=True).items():
+                tf.identity(tensor, name=name)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "frozen_inference_graph.pb").write_bytes(graph.as_graph_def().SerializeToString())
+    return folder
+
+
+def gate_key(i: int) -> int:
+    """Picture i's red value, which names its gate (never 128: the warm-up's grey passes freely)."""
+    return 6 * i + 1
+
+
+def gated_picture_name(i: int) -> str:
+    return f"p{i:03d}.png"
+
+
+def write_gated_run(root: Path, count: int) -> tuple[Path, Path, Path]:
+    """`count` pictures (each with its own gate key), a gated model and an empty gates folder under `root`:
+    (pictures folder, model folder, gates folder). The test makes the FIFOs of the gates it wants closed."""
+    from PIL import Image
+
+    folder, gates = root / "pictures", root / "gates"
+    folder.mkdir()
+    gates.mkdir()
+    for i in range(count):
+        Image.new("RGB", (96, 64), (gate_key(i), 100, 50)).save(folder / gated_picture_name(i))
+    return folder, build_gated_frozen_graph(root / "gated_model", gates), gates

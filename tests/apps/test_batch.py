@@ -202,50 +202,15 @@ def test_the_script_exits_non_zero_with_a_summary_when_a_file_failed(tiny_frozen
 # The script runs in its own process, held at known points: its model waits at a gate before each picture.
 
 PICTURES_IN_PROCESS_RUN = 8
-GATE_PAYLOAD = 1 << 20  # far more than a pipe holds, so the model waits until the test has read all of it
-
-
-def _build_gated_model(folder: Path, gates: Path) -> Path:
-    """The tiny model, made to write GATE_PAYLOAD bytes to `gates/<red value of the first pixel>` before answering.
-
-    Where that path is a FIFO the test made, the run waits there until the test opens and drains it (a picture
-    "at its gate"); anywhere else the write makes a plain file and the run goes on (the model's warm-up).
-    """
-    import tensorflow as tf
-
-    graph = tf.Graph()
-    with graph.as_default():
-        images = tf.compat.v1.placeholder(tf.uint8, [None, None, None, 3], name="image_tensor")
-        key = tf.strings.as_string(tf.cast(images[0, 0, 0, 0], tf.int32))
-        payload = tf.strings.reduce_join(tf.fill([GATE_PAYLOAD], "."))
-        gate = tf.io.write_file(tf.strings.join([str(gates), "/", key]), payload)
-        with tf.control_dependencies([gate]):
-            for name, tensor in tiny_model._outputs(tf, images, with_masks=True).items():
-                tf.identity(tensor, name=name)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "frozen_inference_graph.pb").write_bytes(graph.as_graph_def().SerializeToString())
-    return folder
-
-
-def _picture_name(i: int) -> str:
-    return f"p{i:03d}.png"
-
-
-def _picture_key(i: int) -> int:
-    """Picture i's red value, which names its gate (never 128: the warm-up's grey passes freely)."""
-    return 6 * i + 1
 
 
 @pytest.fixture()
 def gated_run(tmp_path) -> tuple[Path, Path, Path]:
     """(pictures folder, gated model folder, gates folder): each picture has a closed gate."""
-    folder, gates = tmp_path / "pictures", tmp_path / "gates"
-    folder.mkdir()
-    gates.mkdir()
+    folder, model, gates = tiny_model.write_gated_run(tmp_path, PICTURES_IN_PROCESS_RUN)
     for i in range(PICTURES_IN_PROCESS_RUN):
-        Image.new("RGB", (96, 64), (_picture_key(i), 100, 50)).save(folder / _picture_name(i))
-        os.mkfifo(gates / str(_picture_key(i)))
-    return folder, _build_gated_model(tmp_path / "gated_model", gates), gates
+        os.mkfifo(gates / str(tiny_model.gate_key(i)))
+    return folder, model, gates
 
 
 class HeldPicture:
@@ -253,7 +218,7 @@ class HeldPicture:
 
     def __init__(self, gates: Path, i: int, process: subprocess.Popen, timeout: float = 120.0) -> None:
         """Wait until picture i reaches its gate; fail at once if the process ends, or after `timeout` s."""
-        self._fd = os.open(gates / str(_picture_key(i)), os.O_RDONLY | os.O_NONBLOCK)
+        self._fd = os.open(gates / str(tiny_model.gate_key(i)), os.O_RDONLY | os.O_NONBLOCK)
         deadline = time.monotonic() + timeout
         while not select.select([self._fd], [], [], 0.5)[0]:
             if process.poll() is not None:
@@ -272,7 +237,7 @@ class HeldPicture:
         while chunk := os.read(self._fd, 1 << 16):
             read += len(chunk)
         os.close(self._fd)
-        assert read == GATE_PAYLOAD
+        assert read == tiny_model.GATE_PAYLOAD
 
     def abandon(self) -> None:
         os.close(self._fd)
@@ -312,7 +277,7 @@ def test_a_killed_run_leaves_no_partial_output_and_the_rerun_completes(repo_root
     try:
         _release_pictures(gates, 4, process)
         held = HeldPicture(gates, 4, process)  # the 5th picture is in the model when the run is killed
-        _wait_for_files([out / _picture_name(i) for i in range(4)], process)  # written by the writer threads
+        _wait_for_files([out / tiny_model.gated_picture_name(i) for i in range(4)], process)  # written by the writer threads
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=60)
         held.abandon()
@@ -321,7 +286,7 @@ def test_a_killed_run_leaves_no_partial_output_and_the_rerun_completes(repo_root
 
     # Pictures 0-3 went through the model and their overlays were written; the journal records those whose
     # writes the pipeline had collected (how many depends on the writer threads).
-    finished = [_picture_name(i) for i in range(4)]
+    finished = [tiny_model.gated_picture_name(i) for i in range(4)]
     recorded = _journal_files(out) if (out / JOURNAL_NAME).exists() else []
     assert recorded == finished[: len(recorded)]  # whole records, in input order
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == finished
@@ -332,9 +297,9 @@ def test_a_killed_run_leaves_no_partial_output_and_the_rerun_completes(repo_root
 
     # The rerun passes every gate, except that running a recorded picture again fails it (a folder is in the way).
     for i in range(PICTURES_IN_PROCESS_RUN):
-        gate = gates / str(_picture_key(i))
+        gate = gates / str(tiny_model.gate_key(i))
         gate.unlink()
-        if _picture_name(i) in recorded:
+        if tiny_model.gated_picture_name(i) in recorded:
             gate.mkdir()
     stamps = {name: (out / name).stat().st_mtime_ns for name in recorded}
     rerun = _start(repo_root, args, tmp_path)
@@ -343,7 +308,7 @@ def test_a_killed_run_leaves_no_partial_output_and_the_rerun_completes(repo_root
     assert f"done {PICTURES_IN_PROCESS_RUN - len(recorded)}, skipped {len(recorded)}, failed 0" in stderr
     assert {name: (out / name).stat().st_mtime_ns for name in recorded} == stamps
     assert not _temp_files(out)
-    every = [_picture_name(i) for i in range(PICTURES_IN_PROCESS_RUN)]
+    every = [tiny_model.gated_picture_name(i) for i in range(PICTURES_IN_PROCESS_RUN)]
     assert sorted(p.name for p in out.iterdir() if p.suffix == ".png") == every
     assert _journal_files(out) == every  # the rerun appended the others after the killed run's records
     assert sorted(image["file_name"] for image in COCO(str(out / "results.json")).dataset["images"]) == every
@@ -366,9 +331,20 @@ def test_ctrl_c_stops_cleanly_keeping_the_finished_outputs(repo_root, gated_run,
 
     assert process.returncode == 130, stderr
     assert "interrupted: done 4, skipped 0, failed 0" in stderr and "Traceback" not in stderr
-    finished = [_picture_name(i) for i in range(4)]  # the picture in flight was finished and recorded, no more
+    finished = [tiny_model.gated_picture_name(i) for i in range(4)]  # the picture in flight was finished and recorded, no more
     assert _journal_files(out) == finished
     assert sorted(p.name for p in out.iterdir() if p.suffix == ".png") == finished
     with open(out / "summary.csv", newline="") as file:
         assert [row["file"] for row in csv.DictReader(file)] == finished
     assert not _temp_files(out)
+
+
+@pytest.mark.parametrize("images_folder", ["absent", "empty"])
+def test_run_with_its_defaults_and_no_pictures_says_what_to_do(repo_root, tmp_path, images_folder):
+    if images_folder == "empty":
+        (tmp_path / "images").mkdir()
+    done = subprocess.run([sys.executable, str(repo_root / "instance_segmentation_images.py")], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    assert done.stderr == ("error: no pictures found in images/ (the default input): put pictures there, or pass "
+                           "-i FOLDER_OR_GLOB (e.g. -i photos/ or -i 'shots/**/*.jpg')\n")

@@ -150,54 +150,23 @@ def test_the_ray_run_gives_the_local_runs_results_on_the_trained_model(ray_clust
 
 
 # ---------------------------------------------------------------------------------------------- gated model
-# The tiny model, made to write GATE_PAYLOAD bytes to gates/<red value of the picture's first pixel> before
+# The tiny model, made to write tiny_model.GATE_PAYLOAD bytes to gates/<red value of the picture's first pixel> before
 # answering. Where that path is a FIFO the test made, the actor waits there until the test drains it.
 
-GATE_PAYLOAD = 1 << 20  # far more than a pipe holds
 GATED_PICTURES = 8
-
-
-def build_gated_model(folder: Path, gates: Path) -> Path:
-    import tensorflow as tf
-
-    graph = tf.Graph()
-    with graph.as_default():
-        images = tf.compat.v1.placeholder(tf.uint8, [None, None, None, 3], name="image_tensor")
-        key = tf.strings.as_string(tf.cast(images[0, 0, 0, 0], tf.int32))
-        payload = tf.strings.reduce_join(tf.fill([GATE_PAYLOAD], "."))
-        gate = tf.io.write_file(tf.strings.join([str(gates), "/", key]), payload)
-        with tf.control_dependencies([gate]):
-            for name, tensor in tiny_model._outputs(tf, images, with_masks=True).items():
-                tf.identity(tensor, name=name)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "frozen_inference_graph.pb").write_bytes(graph.as_graph_def().SerializeToString())
-    return folder
-
-
-def gated_name(i: int) -> str:
-    return f"p{i:03d}.png"
-
-
-def gate_key(i: int) -> int:
-    return 6 * i + 1  # never 128: the model's warm-up picture passes freely
 
 
 @pytest.fixture()
 def gated(tmp_path) -> tuple[Path, Path, Path]:
     """(pictures, gated model, gates folder); the test makes the FIFOs it needs."""
-    folder, gates = tmp_path / "pictures", tmp_path / "gates"
-    folder.mkdir()
-    gates.mkdir()
-    for i in range(GATED_PICTURES):
-        Image.new("RGB", (96, 64), (gate_key(i), 100, 50)).save(folder / gated_name(i))
-    return folder, build_gated_model(tmp_path / "gated_model", gates), gates
+    return tiny_model.write_gated_run(tmp_path, GATED_PICTURES)
 
 
 class Gate:
     """Picture i's gate, a FIFO: `wait` until the model is writing to it, then `release` or `abandon` it."""
 
     def __init__(self, gates: Path, i: int) -> None:
-        self.path = gates / str(gate_key(i))
+        self.path = gates / str(tiny_model.gate_key(i))
         if not self.path.exists():
             os.mkfifo(self.path)
 
@@ -240,7 +209,7 @@ class Gate:
         while chunk := os.read(self._fd, 1 << 16):
             read += len(chunk)
         os.close(self._fd)
-        assert read == GATE_PAYLOAD
+        assert read == tiny_model.GATE_PAYLOAD
 
 
 
@@ -279,7 +248,7 @@ def test_a_killed_model_actor_is_replaced_and_every_picture_is_done_once(ray_clu
     assert not job.is_alive()
 
     report = result["report"]
-    every = [gated_name(i) for i in range(GATED_PICTURES)]
+    every = [tiny_model.gated_picture_name(i) for i in range(GATED_PICTURES)]
     assert (report.done, report.skipped, report.failed) == (GATED_PICTURES, 0, 0)
     assert [record["file"] for record in journal(out)] == every  # each once, in input order
     coco = json.loads((out / "results.json").read_text())
@@ -303,7 +272,7 @@ def test_an_interrupted_run_is_resumed_by_the_rerun(ray_cluster, gated, tmp_path
 
     first = result["report"]
     recorded = [record["file"] for record in journal(out)]
-    every = [gated_name(i) for i in range(GATED_PICTURES)]
+    every = [tiny_model.gated_picture_name(i) for i in range(GATED_PICTURES)]
     assert first.interrupted and 1 <= first.done == len(recorded) < GATED_PICTURES
     assert recorded == every[: len(recorded)]
     for name in recorded:
