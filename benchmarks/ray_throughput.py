@@ -36,8 +36,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
-from object_detection_utils import Segmenter  # after the path set-up
-from object_detection_utils.apps.batch.ray_job import ModelSpec
+from object_detection_utils import Segmenter  # noqa: E402 (after the path set-up)
+from object_detection_utils.apps.batch.ray_job import ModelSpec  # noqa: E402
 
 DEFAULT_PICTURES = REPO.parent / "shared" / "data" / "coco" / "val2017"
 VARIANTS = ("local", "ray")

@@ -58,13 +58,15 @@ class Segmenter:
         model: str | Path = DEFAULT_MODEL,
         models_dir: str | Path | None = None,
         label_map: LabelMap | str | Path | None = None,
+        backend: str = "tensorflow",
         **options: Any,
     ) -> Segmenter:
         """Load a model by zoo name (downloaded once) or path (folder, `.pb`, `.tar.gz`) and wrap it.
 
+        `backend` picks the engine: "tensorflow", "openvino", "openvino-bf16" or "auto" (docs/PERFORMANCE.md).
         `options` are the constructor's: `classes`, `min_score`, `mask_threshold`, `bgr`.
         """
-        return cls(open_model(model, models_dir, label_map=label_map), **options)
+        return cls(open_model(model, models_dir, label_map=label_map, backend=backend), **options)
 
     @property
     def name(self) -> str:

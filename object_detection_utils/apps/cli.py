@@ -11,13 +11,14 @@ from pathlib import Path
 from ..detections import Detections
 from ..errors import InstanceSegmentationError
 from ..io.images import DEFAULT_MAX_PIXELS
+from ..models.backends import BACKENDS
 from ..models.zoo import DEFAULT_MODEL, format_model_table, list_models, open_model, resolve_models_dir
 from ..postprocess import DEFAULT_MASK_THRESHOLD, DEFAULT_MIN_SCORE
 from ..predictor import Segmenter
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, several_models: bool = False) -> None:
-    """--model, --models-dir, --list-models, --label-map, --classes, --min-score, --mask-threshold.
+    """--model, --models-dir, --list-models, --label-map, --classes, --min-score, --mask-threshold, --backend.
 
     With `several_models`, --model may be repeated and `args.model` is a list (None when not given).
     """
@@ -41,6 +42,10 @@ def add_model_arguments(parser: argparse.ArgumentParser, several_models: bool = 
                        help="keep instances scoring at least this (default: %(default)s)")
     group.add_argument("--mask-threshold", type=float, default=DEFAULT_MASK_THRESHOLD,
                        help="mask pixels above this are set (default: %(default)s)")
+    group.add_argument("--backend", choices=BACKENDS, default="tensorflow",
+                       help="the engine: OpenVINO runs a model only where it converts and finds the same "
+                            "instances as TensorFlow, else TensorFlow runs it after one line; auto uses OpenVINO "
+                            "when installed (default: %(default)s; see docs/PERFORMANCE.md)")
 
 
 def add_picture_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,7 +61,7 @@ def segmenter_from_args(args: argparse.Namespace, model: str | Path | None = Non
     The class filter is checked against the model's label map right away, before any picture is read.
     """
     spec = args.model if model is None else model
-    loaded = open_model(spec, args.models_dir, label_map=args.label_map)
+    loaded = open_model(spec, args.models_dir, label_map=args.label_map, backend=args.backend)
     classes = None if args.classes is None else split_classes(args.classes)
     return Segmenter(loaded, classes=classes, min_score=args.min_score, mask_threshold=args.mask_threshold)
 

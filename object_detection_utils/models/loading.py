@@ -44,6 +44,7 @@ class SegmentationModel:
     label_map: LabelMap
     has_masks: bool
     _run: Callable[[np.ndarray], RawOutputs] = field(repr=False)
+    backend: str = "tensorflow"  # the engine that runs it: "tensorflow", "openvino f32" or "openvino bf16"
     load_seconds: float = 0.0
     warmup_seconds: float = 0.0
 
@@ -64,6 +65,15 @@ class SegmentationModel:
         self.predict(np.full((*size, 3), 128, np.uint8))
         self.warmup_seconds = time.perf_counter() - start
         return self.warmup_seconds
+
+
+@dataclass(frozen=True)
+class EngineRun:
+    """Another engine's runner for a located model (models/backends), in place of TensorFlow's."""
+
+    run: Callable[[np.ndarray], RawOutputs]
+    has_masks: bool
+    backend: str  # e.g. "openvino f32"
 
 
 @contextlib.contextmanager
@@ -118,12 +128,15 @@ def load_model(
     label_map: LabelMap | str | Path | None = None,
     warm_up: bool = True,
     name: str | None = None,
+    engine: Callable[[str, Path, str, Path], EngineRun | None] | None = None,
 ) -> SegmentationModel:
     """Load a model from a local path.
 
     `path` may be a TF1 zoo folder (with `frozen_inference_graph.pb`), a bare frozen `.pb`, a TF2 zoo folder
     (with `saved_model/`), a SavedModel folder, or a zoo `.tar.gz` archive (extracted once into the cache).
     The label map is `label_map` if given, else a `.pbtxt` inside the model folder, else the COCO map.
+    `engine(name, source, kind, target)` may give another engine's runner for the located model (models/backends:
+    OpenVINO behind a parity gate); when it gives None, or there is none, TensorFlow runs the model.
     """
     source = Path(path).expanduser()
     if not source.exists():
@@ -137,10 +150,13 @@ def load_model(
         kind, target = locate_model(source)
     except OSError as error:
         raise ModelLoadError(f"{error.filename or source}: cannot read model ({error.strerror})") from None
-    if kind == "frozen_graph":
-        run, has_masks = _load_frozen_graph(target)
+    other = engine(name, source, kind, target) if engine is not None else None
+    if other is not None:
+        run, has_masks, backend = other.run, other.has_masks, other.backend
+    elif kind == "frozen_graph":
+        (run, has_masks), backend = _load_frozen_graph(target), "tensorflow"
     else:
-        run, has_masks = _load_saved_model(target)
+        (run, has_masks), backend = _load_saved_model(target), "tensorflow"
     model = SegmentationModel(
         name=name,
         source=source,
@@ -148,11 +164,13 @@ def load_model(
         label_map=resolve_label_map(label_map, source),
         has_masks=has_masks,
         _run=run,
+        backend=backend,
         load_seconds=time.perf_counter() - start,
     )
     if warm_up:
         model.warm_up()
-    log.info("loaded %s (%s) in %.1fs, warm-up %.1fs", model.name, kind, model.load_seconds, model.warmup_seconds)
+    log.info("loaded %s (%s, %s) in %.1fs, warm-up %.1fs", model.name, kind, backend, model.load_seconds,
+             model.warmup_seconds)
     return model
 
 

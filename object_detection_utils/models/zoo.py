@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 from ..errors import ModelLoadError
 from ..label_map import LabelMap
 from .archive import ARCHIVE_SUFFIXES
+from .backends import accelerate, check_backend
 from .cache import MODELS_DIR_ENV, default_models_dir
 from .catalogue import CATALOGUE, ZooModel, catalogued, close_matches
 from .download import fetch_model
@@ -69,16 +71,22 @@ def open_model(
     models_dir: str | Path | None = None,
     label_map: LabelMap | str | Path | None = None,
     warm_up: bool = True,
+    backend: str = "tensorflow",
 ) -> SegmentationModel:
     """Load a model by zoo name (downloaded once into the models folder) or by path (folder, `.pb`, `.tar.gz`).
+
+    `backend` picks the engine (models/backends): "tensorflow", "openvino", "openvino-bf16" or "auto"; a model
+    OpenVINO cannot run, or runs differently, runs on TensorFlow after one logged line.
 
     A zoo model whose copy in the models folder no longer loads (a truncated archive or graph, a missing
     variables shard) is moved aside, so the next connected run downloads it again instead of failing the same
     way; a model given by path is the user's and is left alone.
     """
+    check_backend(backend)  # before loading: a refused back end must not pass for a damaged model below
+    engine = None if backend == "tensorflow" else functools.partial(accelerate, backend=backend)
     path = find_model(spec, models_dir)
     try:
-        return load_model(path, label_map=label_map, warm_up=warm_up)
+        return load_model(path, label_map=label_map, warm_up=warm_up, engine=engine)
     except ModelLoadError as error:
         entry = catalogued(str(spec))
         if entry is None or Path(spec).expanduser().exists():

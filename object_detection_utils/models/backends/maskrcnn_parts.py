@@ -1,0 +1,186 @@
+"""Our Model Garden Mask R-CNN exports taken apart: the steps of one picture as separate TensorFlow functions.
+
+An export (see training/export.py) is one SavedModel; the same model rebuilt from its `training_options.json` and
+the SavedModel's weights can be run step by step:
+
+    preprocess   uint8 picture -> normalised, resized, padded (1, S, S, 3) float picture, image_info
+    dense        backbone + FPN + RPN head: the picture -> per-level features, RPN scores and box deltas
+    propose      RPN outputs -> proposals (top-k and NMS per level), ROI align of the box head's crops
+    box_head     crops -> class logits, box deltas
+    detect       detection generator (NMS) -> detections; ROI align of the mask head's crops
+    mask_head    crops + classes -> soft masks, for the real detections only (not the padded slots)
+    finish       detections + masks -> the zoo-format outputs of the export's signature
+
+`dense`, `box_head` and `mask_head` hold every weight and almost all arithmetic, on static shapes; the other
+steps select and gather. The profile benchmark times the steps (and backbone / FPN / RPN head apart), and the
+OpenVINO back end runs the three heavy ones in OpenVINO and the rest here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...training.config import OPTIONS_FILE, TrainOptions, experiment_config
+from ..loading import MASK_OUTPUT, REQUIRED_OUTPUTS
+
+WEIGHTS = Path("saved_model") / "variables" / "variables"
+
+
+def is_our_export(folder: Path) -> bool:
+    """Whether `folder` is one of our Model Garden exports (training options beside a SavedModel)."""
+    return (folder / OPTIONS_FILE).is_file() and (folder / "saved_model" / "saved_model.pb").is_file()
+
+
+@dataclass
+class MaskRcnnParts:
+    """The Keras model of an export with trained weights, and its steps as `tf.function`s (batch of one)."""
+
+    options: TrainOptions
+    module: Any  # the export's DetectionModule: `model`, `params`, `preprocess`
+    levels: tuple[str, ...]
+    size: int
+
+    @classmethod
+    def from_export(cls, folder: str | Path, overrides: dict | None = None) -> MaskRcnnParts:
+        """Rebuild `folder`'s model; `overrides` change its Model Garden config at test time, e.g.
+        `{"detection_generator": {"nms_version": "batched"}, "roi_generator": {"test_num_proposals": 300}}`."""
+        import tensorflow as tf
+        from official.vision.serving.detection import DetectionModule
+
+        folder = Path(folder)
+        options = TrainOptions.load(folder)
+        config = experiment_config(options)
+        if overrides:
+            config.override({"task": {"model": overrides}}, is_strict=True)
+        module = DetectionModule(params=config, batch_size=1, input_image_size=[options.input_size] * 2)
+        status = tf.train.Checkpoint(model=module.model).read(str(folder / WEIGHTS))
+        status.expect_partial().assert_existing_objects_matched()
+        params = module.params.task.model
+        levels = tuple(str(level) for level in range(params.min_level, params.max_level + 1))
+        return cls(options, module, levels, options.input_size)
+
+    @property
+    def model(self):
+        return self.module.model
+
+    @property
+    def config(self):
+        return self.module.params.task.model
+
+    def functions(self) -> dict[str, Any]:
+        """The steps as `tf.function`s with fixed input signatures (see the module docstring)."""
+        import tensorflow as tf
+
+        model, levels, size = self.model, self.levels, self.size
+        module = self.module
+        anchors = {level: tf.constant(boxes[None]) for level, boxes in module._build_anchor_boxes().items()}
+        channels = self.config.decoder.fpn.num_filters
+        picture = tf.TensorSpec([1, size, size, 3], tf.float32)
+        info_spec = tf.TensorSpec([1, 4, 2], tf.float32)
+        grids = [tuple(anchors[level].shape[1:3]) for level in levels]
+        per_place = anchors[levels[0]].shape[-1] // 4  # anchors per grid cell
+        feature_specs = [tf.TensorSpec([1, *grid, channels], tf.float32) for grid in grids]
+        rpn_score_specs = [tf.TensorSpec([1, *grid, per_place], tf.float32) for grid in grids]
+        rpn_box_specs = [tf.TensorSpec([1, *grid, 4 * per_place], tf.float32) for grid in grids]
+        proposals = self.config.roi_generator.test_num_proposals
+        crop = self.config.roi_aligner.crop_size
+        detections = self.config.detection_generator.max_num_detections
+        box_crops = tf.TensorSpec([1, proposals, crop, crop, channels], tf.float32)
+        # The mask head takes detections along the batch axis, one per row: only the real ones need a mask.
+        mask_crops = tf.TensorSpec([None, 1, crop * 2, crop * 2, channels], tf.float32)
+        classes = self.config.num_classes
+        as_dict = lambda values: dict(zip(levels, values))
+
+        @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3], tf.uint8)], autograph=False)
+        def preprocess(images):
+            picture, _, info = module.preprocess(images)
+            return picture, info
+
+        @tf.function(input_signature=[picture], autograph=False)
+        def dense(picture):
+            features = model.decoder(model.backbone(picture))
+            scores, boxes = model.rpn_head(features)
+            # Named outputs: a converted graph keeps the names, not necessarily the order.
+            return {**{f"features_{k}": features[k] for k in levels}, **{f"scores_{k}": scores[k] for k in levels},
+                    **{f"boxes_{k}": boxes[k] for k in levels}}
+
+        @tf.function(input_signature=[feature_specs, rpn_score_specs, rpn_box_specs, info_spec])
+        def propose(features, scores, boxes, info):
+            rois, _ = model.roi_generator(as_dict(boxes), as_dict(scores), anchors, info[:, 1, :], training=False)
+            return rois, model.roi_aligner(as_dict(features), rois)
+
+        @tf.function(input_signature=[box_crops], autograph=False)
+        def box_head(crops):
+            class_outputs, box_outputs = model.detection_head[0](crops)
+            return {"class_outputs": class_outputs, "box_outputs": box_outputs}
+
+        @tf.function(input_signature=[feature_specs, tf.TensorSpec([1, proposals, classes], tf.float32),
+                                      tf.TensorSpec([1, proposals, None], tf.float32),
+                                      tf.TensorSpec([1, proposals, 4], tf.float32), info_spec])
+        def detect(features, class_outputs, box_outputs, rois, info):
+            found = model.detection_generator(box_outputs, class_outputs, rois, info[:, 1, :],
+                                              [10.0, 10.0, 5.0, 5.0], bbox_per_class=True)
+            crops = model.mask_roi_aligner(as_dict(features), found["detection_boxes"])
+            return (found["detection_boxes"], found["detection_scores"], found["detection_classes"],
+                    found["num_detections"], crops)
+
+        @tf.function(input_signature=[mask_crops, tf.TensorSpec([None, 1], tf.int32)], autograph=False)
+        def mask_head(crops, detection_classes):
+            return {"masks": tf.nn.sigmoid(model.mask_head([crops, detection_classes]))}
+
+        @tf.function(input_signature=[tf.TensorSpec([1, detections, 4], tf.float32),
+                                      tf.TensorSpec([1, detections], tf.float32),
+                                      tf.TensorSpec([1, detections], tf.int32), tf.TensorSpec([1], tf.int32),
+                                      tf.TensorSpec([1, detections, crop * 4, crop * 4], tf.float32), info_spec],
+                     autograph=False)
+        def finish(boxes, scores, detection_classes, num_detections, masks, info):
+            return zoo_outputs(tf, boxes, scores, detection_classes, num_detections, masks, info)
+
+        return {"preprocess": preprocess, "dense": dense, "propose": propose, "box_head": box_head,
+                "detect": detect, "mask_head": mask_head, "finish": finish}
+
+
+def zoo_outputs(tf, boxes, scores, detection_classes, num_detections, masks, info) -> dict:
+    """The export signature's conversion (training/export.py): boxes normalised to the input picture."""
+    scale = tf.tile(info[:, 2:3, :], [1, 1, 2])
+    offset = tf.tile(info[:, 3:4, :], [1, 1, 2])
+    original = tf.tile(info[:, 0:1, :], [1, 1, 2])
+    outputs = {
+        "detection_boxes": tf.clip_by_value((boxes + offset) / scale / original, 0.0, 1.0),
+        "detection_classes": tf.cast(detection_classes, tf.float32),
+        "detection_scores": scores,
+        MASK_OUTPUT: masks,
+        "num_detections": tf.cast(num_detections, tf.float32),
+    }
+    assert set(outputs) == {*REQUIRED_OUTPUTS, MASK_OUTPUT}
+    return outputs
+
+
+def run_steps(steps: dict[str, Any], levels: tuple[str, ...], images, dense=None, box_head=None, mask_head=None
+              ) -> dict:
+    """One picture through the steps; `dense`, `box_head` and `mask_head` replace those steps when given
+    (callables taking numpy arrays in the steps' argument order, returning the steps' named outputs).
+    Returns numpy outputs."""
+    import tensorflow as tf
+
+    picture, info = steps["preprocess"](tf.constant(images))
+    found = steps["dense"](picture) if dense is None else dense(picture.numpy())
+    features, scores, boxes = ([found[f"{kind}_{level}"] for level in levels] for kind in ("features", "scores", "boxes"))
+    rois, crops = steps["propose"](features, scores, boxes, info)
+    found = steps["box_head"](crops) if box_head is None else box_head(crops.numpy())
+    boxes_found, scores_found, classes_found, count, mask_crops = steps["detect"](
+        features, found["class_outputs"], found["box_outputs"], rois, info)
+    count_found = int(count[0])
+    masks = np.zeros((1, mask_crops.shape[1], *[2 * side for side in mask_crops.shape[2:4]]), np.float32)
+    if count_found:  # the padded slots past num_detections keep empty masks: no one reads them
+        crops_found = mask_crops.numpy()[0, :count_found, None]
+        classes_column = classes_found.numpy()[0, :count_found, None]
+        found = (steps["mask_head"](crops_found, classes_column) if mask_head is None
+                 else mask_head(crops_found, classes_column))
+        masks[0, :count_found] = np.asarray(found["masks"])[:, 0]
+    outputs = steps["finish"](boxes_found, scores_found, classes_found, count, masks, info)
+    return {name: value.numpy() for name, value in outputs.items()}

@@ -1,0 +1,305 @@
+"""Back ends: TensorFlow unchanged, OpenVINO behind the parity gate, and every way back to TensorFlow.
+
+Tests that convert with OpenVINO skip without the `openvino` extra; the fallbacks, the crash handling and the
+cache keys are tested without it (the engine's version is faked and the child process crashes on purpose).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tiny_model
+
+from object_detection_utils.apps import cli
+from object_detection_utils.errors import ModelLoadError
+from object_detection_utils.models import backends
+from object_detection_utils.models.backends import conversion, gate
+from object_detection_utils.models.backends.convert_child import FAULT_ENV
+from object_detection_utils.models.cache import cache_dir
+from object_detection_utils.models.zoo import DEFAULT_MODEL, open_model
+
+needs_openvino = pytest.mark.skipif(importlib.util.find_spec("openvino") is None,
+                                    reason="OpenVINO is not installed (pip install -e '.[openvino]')")
+needs_model_garden = pytest.mark.skipif(importlib.util.find_spec("official") is None,
+                                        reason="Model Garden is not installed (the train extra)")
+SHAPES_MODEL = Path(__file__).resolve().parents[2].parent / "shared" / "models" / "shapes-r18-128"
+needs_shapes_model = pytest.mark.skipif(not SHAPES_MODEL.is_dir(), reason=f"{SHAPES_MODEL} is not there")
+PICTURE = np.full((48, 64, 3), 120, np.uint8)
+
+
+def _warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith(
+        "object_detection_utils")]
+
+
+@pytest.fixture
+def fake_engine(monkeypatch):
+    """An installed engine as far as the cache key goes; conversion itself is made to crash before using it."""
+    monkeypatch.setattr(conversion, "engine_version", lambda: "0.0-test")
+    monkeypatch.setenv(FAULT_ENV, "segv")
+
+
+@pytest.fixture
+def child_runs(monkeypatch) -> list[Path]:
+    """The staging folders of the conversion child processes started during a test."""
+    runs: list[Path] = []
+    original = conversion._run_child
+
+    def counted(source, kind, precision, staging):
+        runs.append(staging)
+        return original(source, kind, precision, staging)
+
+    monkeypatch.setattr(conversion, "_run_child", counted)
+    return runs
+
+
+def test_tensorflow_backend_runs_the_models_own_graph(tiny_frozen_dir, caplog):
+    default, chosen = open_model(tiny_frozen_dir), open_model(tiny_frozen_dir, backend="tensorflow")
+    assert default.backend == chosen.backend == "tensorflow"
+    for name, value in default.predict(PICTURE).items():
+        np.testing.assert_array_equal(chosen.predict(PICTURE)[name], value)
+    assert not (cache_dir() / "openvino").exists()
+    assert _warnings(caplog) == []
+
+
+def test_unknown_backend_is_refused_by_name(tiny_frozen_dir):
+    with pytest.raises(ModelLoadError, match="unknown back end 'cuda': choose auto, tensorflow, openvino"):
+        open_model(tiny_frozen_dir, backend="cuda")
+
+
+def test_auto_without_openvino_runs_on_tensorflow_after_one_line(tiny_saved_dir, monkeypatch, caplog):
+    monkeypatch.setattr(conversion, "engine_version", lambda: None)
+    model = open_model(tiny_saved_dir, backend="auto")
+    assert model.backend == "tensorflow"
+    assert model.predict(PICTURE)["num_detections"].tolist() == [tiny_model.NUM_DETECTIONS]
+    assert _warnings(caplog) == [(f"back end: OpenVINO is not installed ({backends.INSTALL_HINT}); "
+                                  f"{tiny_saved_dir.name} runs on TensorFlow")]
+    with pytest.raises(ModelLoadError, match=r"--backend openvino: OpenVINO is not installed \(pip install"):
+        open_model(tiny_saved_dir, backend="openvino")
+
+
+def test_a_refused_backend_leaves_a_zoo_models_copy_alone(tmp_path, monkeypatch):
+    monkeypatch.setattr(conversion, "engine_version", lambda: None)
+    copy = tiny_model.build_frozen_graph(tmp_path / DEFAULT_MODEL)
+    with pytest.raises(ModelLoadError, match="OpenVINO is not installed"):
+        open_model(DEFAULT_MODEL, tmp_path, backend="openvino")
+    assert (copy / "frozen_inference_graph.pb").is_file()  # not moved aside as "damaged"
+
+
+@pytest.mark.parametrize("fault, signal_name", [("abort", "SIGABRT"), ("segv", "SIGSEGV")])
+def test_engine_crash_while_converting_falls_back_with_one_line(tiny_frozen_dir, fake_engine, monkeypatch, caplog,
+                                                                fault, signal_name):
+    monkeypatch.setenv(FAULT_ENV, fault)
+    model = open_model(tiny_frozen_dir, backend="openvino")
+    assert model.backend == "tensorflow"
+    assert model.predict(PICTURE)["num_detections"].tolist() == [tiny_model.NUM_DETECTIONS]
+    reason = f"the engine crashed ({signal_name}) while converting"
+    assert _warnings(caplog) == [(f"back end: OpenVINO f32 cannot run {tiny_frozen_dir.name} ({reason}); "
+                                  "it runs on TensorFlow")]
+    (entry,) = (cache_dir() / "openvino").iterdir()
+    assert json.loads((entry / "gate.json").read_text()) == {"passed": False, "reason": reason}
+
+
+def test_conversion_is_cached_by_model_digest(tmp_path, fake_engine, child_runs):
+    folder = tiny_model.build_frozen_graph(tmp_path / "model")
+    open_model(folder, backend="auto")
+    open_model(folder, backend="auto")
+    assert len(child_runs) == 1  # the second load found the (failed) conversion in the cache
+    tiny_model.build_frozen_graph(folder, with_masks=False)  # same path, other content
+    open_model(folder, backend="auto")
+    assert len(child_runs) == 2
+    assert len(list((cache_dir() / "openvino").iterdir())) == 2
+
+
+def test_cache_key_names_engine_precision_and_input_size_policy(tiny_frozen_dir):
+    files = [tiny_frozen_dir / "frozen_inference_graph.pb"]
+    key = conversion.conversion_key(files, "whole", "f32", "2026.4.1")
+    assert key == {"model": conversion.model_digest(files), "engine": "openvino 2026.4.1", "precision": "f32",
+                   "input_size": "any (dynamic)", "kind": "whole"}
+    assert conversion.conversion_key(files, "export", "bf16", "2026.4.1")["input_size"] == "export's fixed square"
+
+
+def test_backend_option_on_the_scripts(tiny_frozen_dir):
+    parser = argparse.ArgumentParser()
+    cli.add_model_arguments(parser)
+    assert parser.parse_args([]).backend == "tensorflow"
+    assert parser.parse_args(["--backend", "openvino-bf16"]).backend == "openvino-bf16"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--backend", "cuda"])
+    segmenter = cli.segmenter_from_args(parser.parse_args(["--model", str(tiny_frozen_dir), "--backend", "tensorflow"]))
+    assert segmenter.model.backend == "tensorflow"
+
+
+def _runner(outputs_for):
+    return lambda images: outputs_for(images)
+
+
+def _tiny_outputs(score_shift=0.0, mask_shift=0):
+    def outputs(images):
+        batch = len(images)
+        scores = np.tile(np.array([0.95, 0.80, 0.6, 0.30, 0.99], np.float32) + score_shift, (batch, 1))
+        masks = np.roll(np.tile(tiny_model.MASKS[None], (batch, 1, 1, 1)), mask_shift, axis=3)
+        return {"detection_boxes": np.tile(tiny_model.BOXES[None], (batch, 1, 1)), "detection_scores": scores,
+                "detection_classes": np.tile(tiny_model.CLASSES[None], (batch, 1)),
+                "num_detections": np.full(batch, 4.0, np.float32), "detection_masks": masks}
+    return outputs
+
+
+def test_gate_passes_the_same_instances_and_states_why_it_fails():
+    pictures = [PICTURE, np.zeros((100, 80, 3), np.uint8)]
+    f32, bf16 = gate.TOLERANCES["f32"], gate.TOLERANCES["bf16"]
+    same = gate.run_gate(_tiny_outputs(), _tiny_outputs(), pictures, f32)
+    assert same.passed and same.matched == 8 and same.worst["mask_iou"] == 1.0  # 4 instances >= 0.3 a picture
+    shifted = gate.run_gate(_tiny_outputs(), _tiny_outputs(score_shift=0.01), pictures, f32)
+    assert not shifted.passed and shifted.reason.startswith("picture 1: TensorFlow instance 0 (class 1): |Δscore| 0.01")
+    assert gate.run_gate(_tiny_outputs(), _tiny_outputs(score_shift=0.01), pictures, bf16).passed
+    moved = gate.run_gate(_tiny_outputs(), _tiny_outputs(mask_shift=3), pictures, f32)
+    assert not moved.passed and "mask IoU" in moved.reason
+    failed_part = gate.run_gate(_tiny_outputs(), _tiny_outputs(), pictures, f32, lambda: {"dense": 0.02})
+    assert not failed_part.passed and failed_part.reason == "dense: relative error 0.02 > 0.001"
+
+
+@needs_openvino
+def test_telemetry_is_off_before_openvino_is_first_used(tmp_path):
+    code = """
+import sys, json
+from object_detection_utils.models.backends.openvino_engine import import_openvino, telemetry_is_off
+ov = import_openvino()
+import tensorflow as tf
+function = tf.function(lambda x: {"y": x * 2.0}, input_signature=[tf.TensorSpec([2], tf.float32)])
+ov.convert_model(function.get_concrete_function())
+print(json.dumps({"off": telemetry_is_off(), "blocked": sys.modules.get("openvino_telemetry", 0) is None}))
+"""
+    environment = {**os.environ, "HOME": str(tmp_path), "CI": "false"}
+    result = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, env=environment,
+                            cwd=Path(__file__).resolve().parents[2], timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"off": True, "blocked": True}
+    assert not (tmp_path / "intel").exists()  # no consent file, no client id: nothing was set up to send
+
+
+def _while_loop_frozen_graph(folder: Path) -> Path:
+    """A TF1 zoo-like graph: v1 while loops (map_fn over the batch) around a per-picture NMS, as the TF1 zoo's
+    BatchMultiClassNonMaxSuppression is built."""
+    import tensorflow as tf
+
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.disable_control_flow_v2()
+        images = tf.compat.v1.placeholder(tf.uint8, [None, None, None, 3], name="image_tensor")
+        brightness = tf.reduce_mean(tf.cast(images, tf.float32), axis=[1, 2, 3]) / 255.0
+        boxes = tf.constant(tiny_model.BOXES[:4])
+        scores = tf.constant([0.9, 0.85, 0.6, 0.4])[None] * (0.5 + 0.5 * brightness[:, None])
+
+        def per_picture(picture_scores):
+            keep = tf.image.non_max_suppression(boxes, picture_scores, 4, iou_threshold=0.5, score_threshold=0.1)
+            pad = 4 - tf.shape(keep)[0]
+            return (tf.pad(tf.gather(boxes, keep), [[0, pad], [0, 0]]), tf.pad(tf.gather(picture_scores, keep), [[0, pad]]),
+                    tf.pad(tf.ones_like(keep, tf.float32), [[0, pad]]), tf.cast(tf.shape(keep)[0], tf.float32))
+
+        found = tf.map_fn(per_picture, scores, fn_output_signature=(tf.float32,) * 4)
+        for name, tensor in zip(("detection_boxes", "detection_scores", "detection_classes", "num_detections"), found):
+            tf.identity(tensor, name=name)
+        tf.identity(tf.ones_like(found[0][:, :, :1, None]) * tf.ones([1, 1, 15, 15]), name="detection_masks")
+    folder.mkdir(parents=True)
+    (folder / "frozen_inference_graph.pb").write_bytes(graph.as_graph_def().SerializeToString())
+    return folder
+
+
+def _combined_nms_saved_model(folder: Path) -> Path:
+    """A TF2 zoo-like SavedModel whose detections come from CombinedNonMaxSuppression."""
+    import tensorflow as tf
+
+    class Module(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3], tf.uint8, name="input_tensor")])
+        def detect(self, input_tensor):
+            brightness = tf.reduce_mean(tf.cast(input_tensor, tf.float32)) / 255.0
+            scores = tf.constant([[[0.1, 0.9], [0.2, 0.8], [0.7, 0.1], [0.05, 0.6]]]) * (0.5 + 0.5 * brightness)
+            found = tf.image.combined_non_max_suppression(tf.constant(tiny_model.BOXES[None, :4, None]), scores, 4, 4,
+                                                          iou_threshold=0.5, score_threshold=0.1)
+            return {"detection_boxes": found.nmsed_boxes, "detection_scores": found.nmsed_scores,
+                    "detection_classes": found.nmsed_classes + 1,
+                    "num_detections": tf.cast(found.valid_detections, tf.float32),
+                    "detection_masks": tf.ones([1, 4, 15, 15])}
+
+    module = Module()
+    tf.saved_model.save(module, str(folder / "saved_model"), signatures={"serving_default": module.detect})
+    return folder
+
+
+@needs_openvino
+def test_zoo_structures_convert_whole_or_fall_back_cleanly(tmp_path, caplog):
+    while_loops = _while_loop_frozen_graph(tmp_path / "tf1_while_nms")
+    model, reference = open_model(while_loops, backend="openvino"), open_model(while_loops)
+    assert model.backend == "openvino f32"  # OpenVINO converts v1 while loops with NMS inside, and the gate agrees
+    for name, value in reference.predict(PICTURE).items():
+        np.testing.assert_allclose(model.predict(PICTURE)[name], value, atol=1e-6)
+    combined = _combined_nms_saved_model(tmp_path / "tf2_combined_nms")
+    model = open_model(combined, backend="openvino")
+    assert model.backend == "tensorflow"
+    assert model.predict(PICTURE)["num_detections"].tolist() == [4.0]
+    assert _warnings(caplog) == [("back end: OpenVINO f32 cannot run tf2_combined_nms (conversion failed: No "
+                                  "conversion rule found for operations: CombinedNonMaxSuppression); it runs on "
+                                  "TensorFlow")]
+
+
+@pytest.fixture(scope="module")
+def converted_shapes(tmp_path_factory):
+    """The shared trained shapes model loaded on OpenVINO once, in a cache kept for this module's tests."""
+    cache = tmp_path_factory.mktemp("openvino_cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("INSTANCE_SEGMENTATION_CACHE", str(cache))
+        model = open_model(SHAPES_MODEL, backend="openvino")
+    (entry,) = (cache / "openvino").iterdir()
+    return model, cache, entry
+
+
+@needs_openvino
+@needs_model_garden
+@needs_shapes_model
+def test_our_export_runs_its_heavy_parts_on_openvino_with_the_same_masks(converted_shapes, monkeypatch, child_runs):
+    model, cache, entry = converted_shapes
+    assert model.backend == "openvino f32"
+    verdict = json.loads((entry / "gate.json").read_text())
+    assert verdict["passed"] and verdict["matched"] > 0 and verdict["worst"]["mask_iou"] >= 0.99
+    assert {p.name for p in entry.iterdir()} >= {"dense.xml", "box_head.xml", "mask_head.xml", "glue", "key.json"}
+    reference = open_model(SHAPES_MODEL)
+    picture = (np.random.default_rng(5).integers(0, 255, (128, 128, 3))).astype(np.uint8)
+    expected, found = reference.predict(picture), model.predict(picture)
+    np.testing.assert_array_equal(found["detection_classes"], expected["detection_classes"])
+    np.testing.assert_allclose(found["detection_scores"], expected["detection_scores"], atol=1e-4)
+    monkeypatch.setenv("INSTANCE_SEGMENTATION_CACHE", str(cache))
+    assert open_model(SHAPES_MODEL, backend="openvino").backend == "openvino f32"
+    assert child_runs == []  # converted and gated once
+
+
+@needs_openvino
+@needs_model_garden
+@needs_shapes_model
+def test_gate_fails_a_deliberately_perturbed_converted_part(converted_shapes):
+    from object_detection_utils.models.backends.convert_child import gate_pictures
+    from object_detection_utils.models.backends.openvino_engine import ExportRunner
+
+    _, _, entry = converted_shapes
+    runner = ExportRunner(entry, "f32")
+    exact = runner.part_callables()
+    pictures = gate_pictures("export")[:2]
+    reference = open_model(SHAPES_MODEL).predict_batch
+    tolerance = gate.TOLERANCES["f32"]
+    assert gate.run_gate(reference, lambda images: runner(images, exact), pictures, tolerance).passed
+
+    def shifted_masks(crops, classes):
+        return {"masks": np.roll(exact["mask_head"](crops, classes)["masks"], 4, axis=3)}
+
+    perturbed = gate.run_gate(reference, lambda images: runner(images, {**exact, "mask_head": shifted_masks}),
+                              pictures, tolerance)
+    assert not perturbed.passed and "mask IoU" in perturbed.reason
