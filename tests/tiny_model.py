@@ -162,3 +162,16 @@ def write_gated_run(root: Path, count: int) -> tuple[Path, Path, Path]:
     for i in range(count):
         Image.new("RGB", (96, 64), (gate_key(i), 100, 50)).save(folder / gated_picture_name(i))
     return folder, build_gated_frozen_graph(root / "gated_model", gates), gates
+
+
+def drain_gate(fd: int) -> int:
+    """Let the model call held at a gate finish: read its FIFO (opened as `fd`) until the model closes it, close
+    it, and return how many bytes came through (GATE_PAYLOAD for a whole call)."""
+    import os
+
+    os.set_blocking(fd, True)
+    read = 0
+    while chunk := os.read(fd, 1 << 16):
+        read += len(chunk)
+    os.close(fd)
+    return read

@@ -232,12 +232,7 @@ class HeldPicture:
 
     def release(self) -> None:
         """Let the model call finish: read the gate until the model closes it."""
-        os.set_blocking(self._fd, True)
-        read = 0
-        while chunk := os.read(self._fd, 1 << 16):
-            read += len(chunk)
-        os.close(self._fd)
-        assert read == tiny_model.GATE_PAYLOAD
+        assert tiny_model.drain_gate(self._fd) == tiny_model.GATE_PAYLOAD
 
     def abandon(self) -> None:
         os.close(self._fd)

@@ -204,12 +204,7 @@ class Gate:
         os.close(self._fd)  # what it wrote into the FIFO goes with the last open end
 
     def release(self) -> None:
-        os.set_blocking(self._fd, True)
-        read = 0
-        while chunk := os.read(self._fd, 1 << 16):
-            read += len(chunk)
-        os.close(self._fd)
-        assert read == tiny_model.GATE_PAYLOAD
+        assert tiny_model.drain_gate(self._fd) == tiny_model.GATE_PAYLOAD
 
 
 
