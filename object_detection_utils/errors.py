@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message, or its type's name when it has none: how an error from
+    TensorFlow, Ray or another library is quoted in our one-line messages."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 class InstanceSegmentationError(Exception):
     """Base class: anything the command-line scripts report as one line and a non-zero exit code."""
 

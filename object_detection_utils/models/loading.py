@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelLoadError
+from ..errors import ModelLoadError, first_line
 from ..label_map import LabelMap, find_label_map_file
 from .archive import ARCHIVE_SUFFIXES, extract_archive_cached
 
@@ -261,7 +261,7 @@ def _load_frozen_graph(path: Path) -> tuple[Callable[[np.ndarray], RawOutputs], 
             fetches={name: graph.as_graph_element(f"{name}:0") for name in outputs},
         )
     except (ValueError, TypeError, tf.errors.OpError) as error:
-        raise ModelLoadError(f"{path}: cannot import graph: {str(error).splitlines()[0]}") from None
+        raise ModelLoadError(f"{path}: cannot import graph: {first_line(error)}") from None
 
     def run(images: np.ndarray) -> RawOutputs:
         result = pruned(tf.constant(images))
@@ -275,8 +275,7 @@ def _load_saved_model(folder: Path) -> tuple[Callable[[np.ndarray], RawOutputs],
     try:
         loaded = tf.saved_model.load(str(folder))
     except Exception as error:  # TF raises many unrelated types for a broken SavedModel
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ModelLoadError(f"{folder}: cannot load SavedModel ({first_line}); {REPLACE_HINT}") from None
+        raise ModelLoadError(f"{folder}: cannot load SavedModel ({first_line(error)}); {REPLACE_HINT}") from None
     signature = getattr(loaded, "signatures", {}).get("serving_default")
     if signature is None:
         raise ModelLoadError(f"{folder}: SavedModel has no 'serving_default' signature")

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import InstanceSegmentationError
+from ..errors import InstanceSegmentationError, first_line
 from ..label_map import LabelMap
 from .checkpoints import catalogued_checkpoint, fetch_checkpoint, is_url
 from .config import OPTIONS_FILE, TrainOptions, backbone_depth, experiment_config
@@ -98,7 +98,7 @@ def _layout(checkpoint: str) -> str:
     try:
         roots = {name.split("/", 1)[0] for name, _ in tf.train.list_variables(checkpoint)}
     except (tf.errors.OpError, ValueError) as error:
-        raise InstanceSegmentationError(f"{checkpoint}: unreadable checkpoint ({_first_line(error)})") from None
+        raise InstanceSegmentationError(f"{checkpoint}: unreadable checkpoint ({first_line(error)[:300]})") from None
     if "model" in roots:
         return "model"
     if "backbone" in roots:
@@ -201,7 +201,7 @@ def _read(source: InitSource, root: dict, what: str) -> None:
         status.expect_partial().assert_existing_objects_matched()
     except (AssertionError, ValueError, tf.errors.OpError) as error:
         raise InstanceSegmentationError(
-            f"{source.description}: its {what} does not fit this run ({_first_line(error)})") from None
+            f"{source.description}: its {what} does not fit this run ({first_line(error)[:300]})") from None
 
 
 def _source_classes(source: InitSource) -> int:
@@ -217,8 +217,3 @@ def _source_classes(source: InitSource) -> int:
         if [width, 4 * classes] in shapes:
             return classes
     raise InstanceSegmentationError(f"{source.description}: no Mask R-CNN detection head found in the checkpoint")
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0][:300] if text else type(error).__name__

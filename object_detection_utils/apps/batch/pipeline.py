@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from ...errors import ImageReadError
+from ...errors import ImageReadError, first_line
 from ...io.atomic import remove_stale_temp_files
 from ...io.images import DEFAULT_MAX_PIXELS, read_image
 from ...models.loading import RawOutputs
@@ -179,7 +179,7 @@ def _run_claimed(
                 try:
                     outputs = segmenter.predict(image)
                 except Exception as error:  # TensorFlow raises many types; one bad picture must not end the run
-                    fail(picture, f"{picture.source}: model failed ({_first_line(error)})")
+                    fail(picture, f"{picture.source}: model failed ({first_line(error)})")
                     bar.update(1)
                     continue
                 model_seconds = time.perf_counter() - model_start
@@ -205,11 +205,6 @@ def _run_claimed(
         report.error = f"{error.filename}: {error.strerror}"
     report.seconds = time.perf_counter() - start
     return report
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def pictures_to_do(

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import ImageReadError, InstanceSegmentationError, ModelLoadError
+from ...errors import ImageReadError, InstanceSegmentationError, ModelLoadError, first_line
 from ...io.atomic import remove_stale_temp_files
 from ...label_map import LabelMap
 from ...models.archive import ARCHIVE_SUFFIXES, extract_archive_cached
@@ -128,7 +128,7 @@ class ModelActor:
                 try:
                     raw = pickle.dumps(self.segmenter.predict(image), protocol=5)
                 except Exception as error:  # TensorFlow raises many types; one bad picture must not end the run
-                    errors[i] = f"{_source(batch, i)}: model failed ({_first_line(error)})"
+                    errors[i] = f"{_source(batch, i)}: model failed ({first_line(error)})"
             outputs.append(raw)
             seconds.append(time.perf_counter() - start)
         count = len(errors)
@@ -139,11 +139,6 @@ class ModelActor:
 def _source(batch: dict[str, np.ndarray], i: int) -> str:
     root, path = str(batch["root"][i]), str(batch["path"][i])
     return str(RemotePath(root, path)) if root else path
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _row(picture: Picture) -> dict[str, Any]:

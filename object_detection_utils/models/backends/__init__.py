@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ...errors import ModelLoadError
+from ...errors import ModelLoadError, first_line
 from ..loading import EngineRun
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,6 @@ def accelerate(name: str, source: Path, kind: str, target: Path, backend: str) -
         runner = WholeRunner(conversion.entry, precision)
         return EngineRun(runner, "detection_masks" in runner.wanted, f"openvino {precision}")
     except Exception as error:  # a converted model that passed its gate but no longer loads (a damaged cache)
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
         log.warning("back end: OpenVINO cannot load the converted %s from %s (%s); it runs on TensorFlow",
-                    name, conversion.entry, first_line[:200])
+                    name, conversion.entry, first_line(error)[:200])
         return None

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import DatasetError
+from ...errors import DatasetError, first_line
 from .builder import DatasetBuilder
 
 IMAGE_SUFFIXES = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
@@ -58,7 +58,7 @@ def _yaml_names(path: Path) -> list[str]:
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        raise DatasetError(f"{path}: not readable YAML ({str(error).splitlines()[0]})") from None
+        raise DatasetError(f"{path}: not readable YAML ({first_line(error)})") from None
     names = document.get("names") if isinstance(document, dict) else None
     if isinstance(names, dict) and names and all(isinstance(k, int) for k in names):
         if sorted(names) != list(range(len(names))):
