@@ -113,7 +113,8 @@ def main_ray(args: argparse.Namespace) -> int:
         with claim_output_folder(args.output):
             pass
     spec = ModelSpec(args.model, args.models_dir and str(args.models_dir), args.label_map and str(args.label_map),
-                     args.classes and tuple(cli.split_classes(args.classes)), args.min_score, args.mask_threshold)
+                     args.classes and tuple(cli.split_classes(args.classes)), args.min_score, args.mask_threshold,
+                     args.backend, args.matterport_config)
     name = spec.card().name  # an unknown model or class: one line, before Ray starts
     connect(args.ray or None)
     with stop_on_interrupt() as stop:

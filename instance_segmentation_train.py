@@ -20,7 +20,7 @@ from pathlib import Path
 
 from object_detection_utils.apps import cli
 from object_detection_utils.errors import DatasetError, InstanceSegmentationError
-from object_detection_utils.models.loading import import_tensorflow
+from object_detection_utils.models.tensorflow_runtime import import_tensorflow
 from object_detection_utils.training.labels import FORMATS as LABEL_FORMATS
 
 TENSORFLOW_COMMANDS = frozenset({"train", "export", "random-model", "evaluate"})

@@ -22,6 +22,10 @@ class ModelLoadError(InstanceSegmentationError):
     """A path or name could not be turned into a runnable model."""
 
 
+class MatterportConfigError(ModelLoadError, ValueError):
+    """A matterport config is unknown, unreadable, or holds a value matterport's model cannot take."""
+
+
 class DownloadError(ModelLoadError):
     """An archive could not be fetched or did not verify; the message says what to do."""
 

@@ -11,7 +11,7 @@ import numpy as np
 from .detections import Detections
 from .label_map import LabelMap
 from .masks import reframe_box_masks
-from .models.loading import MASK_OUTPUT, RawOutputs
+from .models.loading import MASK_OUTPUT, MaskPaster, RawOutputs
 
 DEFAULT_MIN_SCORE = 0.5
 DEFAULT_MASK_THRESHOLD = 0.5
@@ -25,11 +25,13 @@ def detections_from_outputs(
     class_ids: Iterable[int] | None = None,
     min_score: float = DEFAULT_MIN_SCORE,
     mask_threshold: float = DEFAULT_MASK_THRESHOLD,
+    paste_masks: MaskPaster = reframe_box_masks,
 ) -> Detections:
     """Build `Detections` for picture `index` of a batch of raw zoo outputs.
 
     Boxes come in as [ymin, xmin, ymax, xmax] normalised and leave as [x1, y1, x2, y2] pixels. Only the
-    instances that pass the filters have their masks reframed, which is where the time goes.
+    instances that pass the filters have their masks pasted (by the model's own rule, `paste_masks`), which is
+    where the time goes.
     """
     height, width = image_size
     count = int(outputs["num_detections"][index])
@@ -46,7 +48,7 @@ def detections_from_outputs(
         box_masks = outputs[MASK_OUTPUT][index, keep_idx]
         # Masks reframe against the unclipped box, as the model predicted them.
         raw_boxes = outputs["detection_boxes"][index, keep_idx]
-        masks = reframe_box_masks(box_masks, raw_boxes, height, width, threshold=mask_threshold)
+        masks = paste_masks(box_masks, raw_boxes, height, width, mask_threshold)
     class_ids_kept = classes[keep_idx]
     return Detections(
         boxes=boxes,

@@ -59,14 +59,19 @@ class Segmenter:
         models_dir: str | Path | None = None,
         label_map: LabelMap | str | Path | None = None,
         backend: str = "tensorflow",
+        matterport_config: Any = None,
         **options: Any,
     ) -> Segmenter:
-        """Load a model by zoo name (downloaded once) or path (folder, `.pb`, `.tar.gz`) and wrap it.
+        """Load a model by zoo name (downloaded once) or path (folder, `.pb`, `.tar.gz`, matterport `.h5`) and wrap it.
 
         `backend` picks the engine: "tensorflow", "openvino", "openvino-bf16" or "auto" (docs/PERFORMANCE.md).
-        `options` are the constructor's: `classes`, `min_score`, `mask_threshold`, `bgr`.
+        `matterport_config` is a `.h5` model's config: preset name, file, mapping, or None to infer it from the
+        weights (docs/MATTERPORT.md). `options` are the constructor's: `classes`, `min_score`, `mask_threshold`,
+        `bgr`.
         """
-        return cls(open_model(model, models_dir, label_map=label_map, backend=backend), **options)
+        loaded = open_model(model, models_dir, label_map=label_map, backend=backend,
+                            matterport_config=matterport_config)
+        return cls(loaded, **options)
 
     @property
     def name(self) -> str:
@@ -137,7 +142,7 @@ class Segmenter:
         """`Detections` of picture `index` of raw outputs, with this segmenter's filters."""
         return detections_from_outputs(
             outputs, image_size, self.model.label_map, index=index, class_ids=self.class_ids,
-            min_score=self.min_score, mask_threshold=self.mask_threshold,
+            min_score=self.min_score, mask_threshold=self.mask_threshold, paste_masks=self.model.paste_masks,
         )
 
 

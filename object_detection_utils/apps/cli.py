@@ -23,7 +23,8 @@ def add_model_arguments(parser: argparse.ArgumentParser, several_models: bool = 
     With `several_models`, --model may be repeated and `args.model` is a list (None when not given).
     """
     group = parser.add_argument_group("model")
-    model_help = "zoo model name or alias (downloaded on first use), or a model folder, .pb or .tar.gz"
+    model_help = ("zoo model name or alias (downloaded on first use), or a model folder, .pb, .tar.gz or "
+                  "matterport Mask_RCNN .h5")
     if several_models:
         group.add_argument("--model", action="append", default=None,
                            help=f"{model_help}; repeat to compare models (default: {DEFAULT_MODEL})")
@@ -46,6 +47,10 @@ def add_model_arguments(parser: argparse.ArgumentParser, several_models: bool = 
                        help="the engine: OpenVINO runs a model only where it converts and finds the same "
                             "instances as TensorFlow, else TensorFlow runs it after one line; auto uses OpenVINO "
                             "when installed (default: %(default)s; see docs/PERFORMANCE.md)")
+    group.add_argument("--matterport-config", default=None, metavar="NAME|FILE",
+                       help="a matterport .h5 model's config: a preset (coco, balloon, nucleus), a .json file or "
+                            "the training script's .py (read, not run); default: inferred from the weights "
+                            "(see docs/MATTERPORT.md)")
 
 
 def add_picture_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,7 +66,8 @@ def segmenter_from_args(args: argparse.Namespace, model: str | Path | None = Non
     The class filter is checked against the model's label map right away, before any picture is read.
     """
     spec = args.model if model is None else model
-    loaded = open_model(spec, args.models_dir, label_map=args.label_map, backend=args.backend)
+    loaded = open_model(spec, args.models_dir, label_map=args.label_map, backend=args.backend,
+                        matterport_config=args.matterport_config)
     classes = None if args.classes is None else split_classes(args.classes)
     return Segmenter(loaded, classes=classes, min_score=args.min_score, mask_threshold=args.mask_threshold)
 

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import logging
-import os
-import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..errors import ModelLoadError, first_line
 from ..label_map import LabelMap, find_label_map_file
+from ..masks import reframe_box_masks
 from .archive import ARCHIVE_SUFFIXES, extract_archive_cached
+from .tensorflow_runtime import import_tensorflow
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +24,10 @@ MASK_OUTPUT = "detection_masks"
 FROZEN_GRAPH_NAME = "frozen_inference_graph.pb"
 FROZEN_INPUT = "image_tensor"
 
+MATTERPORT_SUFFIXES = (".h5", ".hdf5")
+
 RawOutputs = dict[str, np.ndarray]
+MaskPaster = Callable[[np.ndarray, np.ndarray, int, int, float], np.ndarray]
 REPLACE_HINT = "download or export the model again, or pass --model PATH to a good copy"
 
 
@@ -36,15 +37,18 @@ class SegmentationModel:
 
     The graph is imported once; every call goes through the same TensorFlow function, so a picture costs
     one graph execution and nothing else. Outputs keep the batch axis: `detection_boxes` is (B, N, 4).
+    `paste_masks(box_masks, boxes, height, width, threshold)` turns `detection_masks` into full-picture masks
+    the way the model's own code does (the zoo's reframing; matterport's unmolding for its `.h5` models).
     """
 
     name: str
     source: Path
-    kind: str  # "frozen_graph" or "saved_model"
+    kind: str  # "frozen_graph", "saved_model" or "matterport_h5"
     label_map: LabelMap
     has_masks: bool
     _run: Callable[[np.ndarray], RawOutputs] = field(repr=False)
     backend: str = "tensorflow"  # the engine that runs it: "tensorflow", "openvino f32" or "openvino bf16"
+    paste_masks: MaskPaster = field(default=reframe_box_masks, repr=False)
     load_seconds: float = 0.0
     warmup_seconds: float = 0.0
 
@@ -76,65 +80,22 @@ class EngineRun:
     backend: str  # e.g. "openvino f32"
 
 
-@contextlib.contextmanager
-def _native_stderr_silenced():
-    """Hide what TensorFlow's C++ side prints to fd 2 while it starts (absl and CUDA probing chatter).
-
-    That output bypasses Python's logging and would bury our one-line errors. If start-up fails, what it
-    printed is replayed so nothing useful is lost.
-    """
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            yield
-        except BaseException:
-            os.dup2(saved, 2)
-            captured.seek(0)
-            sys.stderr.write(captured.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
-@functools.cache
-def import_tensorflow():
-    """TensorFlow, imported on first use (it takes seconds) with GPUs set to allocate memory as needed.
-
-    TensorFlow's C++ side logs straight to fd 2, not only at import but whenever it likes, e.g. at the first
-    run of a graph ("E tensorflow/core/util/util.cc:131] oneDNN supports DT_BOOL only on platforms with
-    AVX-512"). Level 3 of TF_CPP_MIN_LOG_LEVEL keeps INFO, WARNING and ERROR lines out of a normal run: a real
-    failure still reaches us as a Python exception with its message, and FATAL lines still print. A level the
-    user set wins (TF_CPP_MIN_LOG_LEVEL=0 shows everything); TensorFlow reads it once, so it is set here,
-    just before the import, and not when the package is imported.
-    """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    with _native_stderr_silenced():
-        import tensorflow as tf
-
-        gpus = tf.config.list_physical_devices("GPU")
-    for gpu in gpus:
-        try:
-            tf.config.experimental.set_memory_growth(gpu, True)
-        except RuntimeError:  # already initialised: memory growth can only be set before first use
-            pass
-    return tf
-
-
 def load_model(
     path: str | Path,
     label_map: LabelMap | str | Path | None = None,
     warm_up: bool = True,
     name: str | None = None,
     engine: Callable[[str, Path, str, Path], EngineRun | None] | None = None,
+    matterport_config: Any = None,
 ) -> SegmentationModel:
     """Load a model from a local path.
 
     `path` may be a TF1 zoo folder (with `frozen_inference_graph.pb`), a bare frozen `.pb`, a TF2 zoo folder
-    (with `saved_model/`), a SavedModel folder, or a zoo `.tar.gz` archive (extracted once into the cache).
-    The label map is `label_map` if given, else a `.pbtxt` inside the model folder, else the COCO map.
+    (with `saved_model/`), a SavedModel folder, a zoo `.tar.gz` archive (extracted once into the cache), or a
+    matterport Mask_RCNN `.h5` weights file (`matterport_config`: a preset name, a config file, a mapping or a
+    `MatterportConfig`; None infers it from the weights, see docs/MATTERPORT.md).
+    The label map is `label_map` if given, else a `.pbtxt` inside the model folder, else the COCO map
+    (matterport: else the config's class names).
     `engine(name, source, kind, target)` may give another engine's runner for the located model (models/backends:
     OpenVINO behind a parity gate); when it gives None, or there is none, TensorFlow runs the model.
     """
@@ -142,6 +103,11 @@ def load_model(
     if not source.exists():
         raise ModelLoadError(f"{source}: no such model file or folder")
     name = name or model_name(source)
+    if source.is_file() and source.name.lower().endswith(MATTERPORT_SUFFIXES):
+        model = _load_matterport(source, name, label_map, matterport_config, engine is not None)
+        if warm_up:
+            model.warm_up()
+        return model
     if source.is_file() and source.name.lower().endswith(ARCHIVE_SUFFIXES):
         source = extract_archive_cached(source)
 
@@ -178,7 +144,7 @@ def model_name(source: Path) -> str:
     """The name a model goes by: its folder's, or its file's without the suffix."""
     if source.name in (FROZEN_GRAPH_NAME, "saved_model.pb", "saved_model"):
         return source.parent.name
-    for suffix in (*ARCHIVE_SUFFIXES, ".pb"):
+    for suffix in (*ARCHIVE_SUFFIXES, ".pb", *MATTERPORT_SUFFIXES):
         if source.name.lower().endswith(suffix):
             return source.name[: -len(suffix)]
     return source.name
@@ -228,6 +194,53 @@ def resolve_label_map(label_map: LabelMap | str | Path | None, source: Path) -> 
         return LabelMap.from_pbtxt(label_map)
     found = find_label_map_file(source if source.is_dir() else source.parent)
     return LabelMap.from_pbtxt(found) if found else LabelMap.coco()
+
+
+def _load_matterport(
+    source: Path, name: str, label_map: LabelMap | str | Path | None, config: Any, other_engine: bool
+) -> SegmentationModel:
+    """A matterport `.h5` as a `SegmentationModel`: our TensorFlow port of its network, its mask unmolding."""
+    from .matterport import load_matterport
+    from .matterport.preprocessing import paste_masks
+
+    if other_engine:
+        log.warning("back end: only TensorFlow runs matterport .h5 models; %s runs on TensorFlow", name)
+    start = time.perf_counter()
+    matterport = load_matterport(source, config=config)
+
+    def run(images: np.ndarray) -> RawOutputs:
+        # One picture at a time, as matterport's detect() runs; a batch is padded to its longest.
+        outputs = [matterport.raw_outputs(image) for image in images]
+        if len(outputs) == 1:
+            return outputs[0]
+        longest = max(out["detection_boxes"].shape[1] for out in outputs)
+        return {key: np.concatenate([_pad_detections(out[key], longest) for out in outputs])
+                for key in outputs[0]}
+
+    return SegmentationModel(
+        name=name, source=source, kind="matterport_h5",
+        label_map=matterport_label_map(label_map, source, matterport.config.CLASS_NAMES), has_masks=True,
+        _run=run, paste_masks=paste_masks, load_seconds=time.perf_counter() - start,
+    )
+
+
+def matterport_label_map(
+    label_map: LabelMap | str | Path | None, source: Path, class_names: tuple[str, ...] | None
+) -> LabelMap:
+    """A matterport model's label map: `label_map` as given, else its config's CLASS_NAMES (id = index, "BG" at
+    0 left out), else a label map beside the `.h5`, else an empty map whose names are "class <id>"."""
+    if label_map is None and class_names is not None:
+        return LabelMap(dict(enumerate(class_names[1:], start=1)))
+    if label_map is None and find_label_map_file(source.parent) is None:
+        return LabelMap({})
+    return resolve_label_map(label_map, source)
+
+
+def _pad_detections(array: np.ndarray, length: int) -> np.ndarray:
+    if array.ndim < 2:  # num_detections
+        return array
+    padding = [(0, 0), (0, length - array.shape[1])] + [(0, 0)] * (array.ndim - 2)
+    return np.pad(array, padding)
 
 
 def _load_frozen_graph(path: Path) -> tuple[Callable[[np.ndarray], RawOutputs], bool]:

@@ -6,6 +6,7 @@ import functools
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import ModelLoadError
 from ..label_map import LabelMap
@@ -14,7 +15,7 @@ from .backends import accelerate, check_backend
 from .cache import MODELS_DIR_ENV, default_models_dir
 from .catalogue import CATALOGUE, ZooModel, catalogued, close_matches
 from .download import fetch_model
-from .loading import SegmentationModel, load_model
+from .loading import MATTERPORT_SUFFIXES, SegmentationModel, load_model
 
 DEFAULT_MODEL = "mask_rcnn_inception_v2_coco_2018_01_28"
 
@@ -43,7 +44,7 @@ def find_model(spec: str | Path, models_dir: str | Path | None = None, download:
     if path.exists():
         return path
     name = str(spec)
-    if "/" in name or "\\" in name or name.lower().endswith((*ARCHIVE_SUFFIXES, ".pb")):
+    if "/" in name or "\\" in name or name.lower().endswith((*ARCHIVE_SUFFIXES, ".pb", *MATTERPORT_SUFFIXES)):
         raise ModelLoadError(f"{spec}: no such model file or folder")
     entry = catalogued(name)
     where = resolve_models_dir(models_dir)
@@ -72,8 +73,10 @@ def open_model(
     label_map: LabelMap | str | Path | None = None,
     warm_up: bool = True,
     backend: str = "tensorflow",
+    matterport_config: Any = None,
 ) -> SegmentationModel:
-    """Load a model by zoo name (downloaded once into the models folder) or by path (folder, `.pb`, `.tar.gz`).
+    """Load a model by zoo name (downloaded once into the models folder) or by path (folder, `.pb`, `.tar.gz`,
+    or a matterport `.h5` with its `matterport_config`: preset name, file, mapping or None to infer it).
 
     `backend` picks the engine (models/backends): "tensorflow", "openvino", "openvino-bf16" or "auto"; a model
     OpenVINO cannot run, or runs differently, runs on TensorFlow after one logged line.
@@ -86,7 +89,8 @@ def open_model(
     engine = None if backend == "tensorflow" else functools.partial(accelerate, backend=backend)
     path = find_model(spec, models_dir)
     try:
-        return load_model(path, label_map=label_map, warm_up=warm_up, engine=engine)
+        return load_model(path, label_map=label_map, warm_up=warm_up, engine=engine,
+                          matterport_config=matterport_config)
     except ModelLoadError as error:
         entry = catalogued(str(spec))
         if entry is None or Path(spec).expanduser().exists():

@@ -4,6 +4,7 @@ resumed, and s3:// in and out against a local S3 server. One local Ray instance 
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import logging
 import os
@@ -19,7 +20,7 @@ import tiny_model
 from PIL import Image
 
 import instance_segmentation_images
-from object_detection_utils import Segmenter, load_model, read_image
+from object_detection_utils import ModelLoadError, Segmenter, load_model, read_image
 from object_detection_utils.apps import cli
 from object_detection_utils.apps.batch import JOURNAL_NAME, BatchOptions, find_pictures, run_batch
 
@@ -56,15 +57,18 @@ def s3_server():
 
 
 @pytest.fixture(scope="module")
-def ray_cluster(s3_server):
+def ray_cluster(s3_server, tmp_path_factory) -> Path:
     """A local Ray with 2 CPUs, shared by the module's tests (started after the S3 server, so that its
-    workers get the server's address)."""
+    workers get the server's address); its workers' cache folder (conversions), away from the user's."""
     ray = pytest.importorskip("ray", reason='--ray needs Ray: pip install -e ".[ray]"')
     from object_detection_utils.apps.batch.ray_job import connect
 
-    connect(num_cpus=2)
+    workers_cache = tmp_path_factory.mktemp("ray_workers_cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("INSTANCE_SEGMENTATION_CACHE", str(workers_cache))  # inherited by the workers Ray starts
+        connect(num_cpus=2)
     assert os.environ["RAY_USAGE_STATS_ENABLED"] == "0"
-    yield ray
+    yield workers_cache
     ray.shutdown()
 
 
@@ -77,8 +81,10 @@ def make_pictures(folder: Path, broken: bool = True) -> Path:
     return folder
 
 
-def local_run(model_dir: Path, pictures: Path, out: Path, recursive: bool = True) -> None:
-    report = run_batch(Segmenter(load_model(model_dir)), find_pictures([pictures], recursive=recursive),
+def local_run(model_dir: Path, pictures: Path, out: Path, recursive: bool = True, backend: str = "tensorflow"
+              ) -> None:
+    report = run_batch(Segmenter(load_model(model_dir, backend=backend)),
+                       find_pictures([pictures], recursive=recursive),
                        BatchOptions(output_dir=out, masks=True, coco_json=out / "results.json",
                                     summary=out / "summary.csv"), progress=False, log=lambda line: None)
     assert report.done > 0
@@ -147,6 +153,63 @@ def test_the_ray_run_gives_the_local_runs_results_on_the_trained_model(ray_clust
     assert_same_results(tmp_path / "local", out)
     classes = {a["category_id"] for a in json.loads((out / "results.json").read_text())["annotations"]}
     assert classes == {1, 2, 3}  # circle, square, triangle: the model card's expectation
+
+
+def test_the_ray_run_gives_the_local_runs_results_on_a_matterport_h5(ray_cluster, matterport_weights,
+                                                                     matterport_config_file, tmp_path, capsys):
+    pictures = make_pictures(tmp_path / "pictures", broken=False)
+    matterport = ("--matterport-config", str(matterport_config_file), "--min-score", "0")
+    local = tmp_path / "local"
+    assert instance_segmentation_images.main(
+        ray_script(str(pictures), str(local), matterport_weights, *matterport)[1:]) == 0  # without --ray
+    out = tmp_path / "ray"
+    assert instance_segmentation_images.main(ray_script(str(pictures), str(out), matterport_weights, *matterport)) == 0
+    assert f"done {len(PICTURES)}, skipped 0, failed 0" in capsys.readouterr().err
+    assert_same_results(local, out)  # matterport's mask unmolding in the writing tasks too, byte for byte
+    assert json.loads((out / "results.json").read_text())["annotations"]
+
+
+def test_the_actors_run_the_model_on_the_back_end_asked_for(ray_cluster, tiny_frozen_dir, tmp_path):
+    from object_detection_utils.apps.batch.ray_job import ModelSpec, run_ray_batch
+
+    lines: list[str] = []
+    report = run_ray_batch(ModelSpec(str(tiny_frozen_dir), backend="tensorflow"),
+                           find_pictures([make_pictures(tmp_path / "pictures", broken=False)], recursive=True),
+                           BatchOptions(output_dir=tmp_path / "out"), progress=False, log=lines.append)
+    assert report.done == len(PICTURES)
+    assert lines == ["model actors: tiny_tf1_coco runs on tensorflow"]
+
+
+def test_an_unknown_back_end_is_refused_before_ray_runs(ray_cluster, tiny_frozen_dir, tmp_path):
+    from object_detection_utils.apps.batch.ray_job import ModelSpec, run_ray_batch
+
+    with pytest.raises(ModelLoadError, match=r"^unknown back end 'cuda': choose auto, tensorflow, openvino, "):
+        run_ray_batch(ModelSpec(str(tiny_frozen_dir), backend="cuda"), [], BatchOptions(output_dir=tmp_path / "out"),
+                      progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("openvino") is None,
+                    reason="OpenVINO is not installed (pip install -e '.[openvino]')")
+@pytest.mark.skipif(importlib.util.find_spec("official") is None,
+                    reason="Model Garden is not installed (the train extra)")
+def test_the_actors_run_our_export_on_openvino_converted_and_gated_once(ray_cluster, trained_model_dir, tmp_path,
+                                                                        monkeypatch):
+    from object_detection_utils.apps.batch.ray_job import ModelSpec, run_ray_batch
+
+    pictures, out, lines = trained_model_dir / "examples", tmp_path / "ray", []
+    report = run_ray_batch(ModelSpec(str(trained_model_dir), backend="openvino"), find_pictures([pictures]),
+                           BatchOptions(output_dir=out, masks=True, coco_json=out / "results.json",
+                                        summary=out / "summary.csv"), progress=False, log=lines.append)
+    assert (report.done, report.failed) == (len(list(pictures.iterdir())), 0)
+    assert lines == [f"model actors: {trained_model_dir.name} runs on openvino f32"]
+    (entry,) = (ray_cluster / "openvino").iterdir()  # the actors' conversion, in their cache
+    assert json.loads((entry / "gate.json").read_text())["passed"]
+
+    monkeypatch.setenv("INSTANCE_SEGMENTATION_CACHE", str(ray_cluster))
+    local_run(trained_model_dir, pictures, tmp_path / "local", backend="openvino")  # found in the same cache
+    assert list((ray_cluster / "openvino").iterdir()) == [entry]  # converted and gated once
+    assert_same_results(tmp_path / "local", out)
 
 
 # ---------------------------------------------------------------------------------------------- gated model

@@ -31,9 +31,15 @@ import numpy as np
 
 from ...errors import ImageReadError, InstanceSegmentationError, ModelLoadError, first_line
 from ...io.atomic import remove_stale_temp_files
+from ...io.locks import file_lock
 from ...label_map import LabelMap
+from ...masks import reframe_box_masks
 from ...models.archive import ARCHIVE_SUFFIXES, extract_archive_cached
-from ...models.loading import model_name, resolve_label_map
+from ...models.backends import check_backend
+from ...models.cache import cache_dir
+from ...models.loading import MATTERPORT_SUFFIXES, MaskPaster, matterport_label_map, model_name, resolve_label_map
+from ...models.matterport import MatterportConfig
+from ...models.matterport.preprocessing import paste_masks as matterport_paste_masks
 from ...models.zoo import find_model, open_model
 from ...predictor import Segmenter
 from .inputs import Picture
@@ -86,28 +92,39 @@ class ModelSpec:
     classes: tuple[str, ...] | None = None
     min_score: float = 0.5
     mask_threshold: float = 0.5
+    backend: str = "tensorflow"  # the engine each actor runs the model on (models/backends)
+    matterport_config: str | None = None  # a matterport .h5 model's preset or config file
 
     def load(self) -> Segmenter:
-        """The model itself, with its filters (in an actor)."""
-        return Segmenter(open_model(self.model, self.models_dir, label_map=self.label_map), classes=self.classes,
-                         min_score=self.min_score, mask_threshold=self.mask_threshold)
+        """The model itself, with its filters, on the chosen back end (in an actor)."""
+        with contextlib.nullcontext() if self.backend == "tensorflow" else file_lock(cache_dir() / "openvino.lock"):
+            # One actor of a machine at a time: the first converts and gates, the others find the cached result.
+            model = open_model(self.model, self.models_dir, label_map=self.label_map, backend=self.backend,
+                               matterport_config=self.matterport_config)
+        return Segmenter(model, classes=self.classes, min_score=self.min_score, mask_threshold=self.mask_threshold)
 
     def card(self) -> Segmenter:
         """A Segmenter without the graph, for the driver and the writing tasks: its settings, label map and
         post-processing are the loaded model's, but it cannot run (no TensorFlow is imported)."""
         path = find_model(self.model, self.models_dir)
-        archive = path.is_file() and path.name.lower().endswith(ARCHIVE_SUFFIXES)
-        source = extract_archive_cached(path) if archive else path
-        return Segmenter(ModelCard(model_name(path), resolve_label_map(self.label_map, source)),
-                         classes=self.classes, min_score=self.min_score, mask_threshold=self.mask_threshold)
+        if path.is_file() and path.name.lower().endswith(MATTERPORT_SUFFIXES):
+            config = None if self.matterport_config is None else MatterportConfig.load(self.matterport_config)
+            label_map = matterport_label_map(self.label_map, path, config and config.CLASS_NAMES)
+            card = ModelCard(model_name(path), label_map, matterport_paste_masks)
+        else:
+            archive = path.is_file() and path.name.lower().endswith(ARCHIVE_SUFFIXES)
+            source = extract_archive_cached(path) if archive else path
+            card = ModelCard(model_name(path), resolve_label_map(self.label_map, source))
+        return Segmenter(card, classes=self.classes, min_score=self.min_score, mask_threshold=self.mask_threshold)
 
 
 @dataclass(frozen=True)
 class ModelCard:
-    """What a Segmenter reads of its model besides running it: the name and the label map."""
+    """What a Segmenter reads of its model besides running it: the name, the label map, the mask pasting."""
 
     name: str
     label_map: LabelMap
+    paste_masks: MaskPaster = reframe_box_masks
 
 
 class ModelActor:
@@ -133,7 +150,8 @@ class ModelActor:
             seconds.append(time.perf_counter() - start)
         count = len(errors)
         return {**batch, "error": np.array(errors, dtype=object), "outputs": np.array(outputs, dtype=object),
-                "model_seconds": np.array(seconds), "model_ready": np.full(count, self.ready)}
+                "model_seconds": np.array(seconds), "model_ready": np.full(count, self.ready),
+                "backend": np.full(count, self.segmenter.model.backend, dtype=object)}
 
 
 def _source(batch: dict[str, np.ndarray], i: int) -> str:
@@ -168,7 +186,7 @@ def _write(row: dict[str, Any], segmenter: Segmenter, options: BatchOptions, set
     """Post-process, draw and write one picture (`finish_picture`, as locally); its record as JSON text, so
     that it reaches the journal exactly as it was made."""
     result = {"name": row["name"], "record": "", "error": row["error"], "stops_run": False,
-              "model_ready": row["model_ready"]}
+              "model_ready": row["model_ready"], "backend": row["backend"]}
     if row["error"]:
         return result
     picture = _picture(row)
@@ -219,6 +237,7 @@ def run_ray_batch(
     held for the run (`claim_output_folder`); a remote one is not locked: run one job per remote folder.
     """
     stop = stop or threading.Event()
+    check_backend(model.backend)  # an unknown back end, or OpenVINO not installed here: one line, before Ray
     segmenter = model.card()  # unknown model or class: one line now, before any worker starts
     output_dir = options.output_dir
     remote = isinstance(output_dir, RemotePath)
@@ -251,6 +270,7 @@ def _run(
     todo = pictures_to_do(pictures, journal, settings, replace(options, output_dir=listed))
     report.skipped = len(pictures) - len(todo)
     first_model_ready = None
+    engines: set[str] = set()
     if todo:
         context = ray.data.DataContext.get_current()
         context.execution_options.preserve_order = True  # records in input order: the local run's journal
@@ -259,7 +279,8 @@ def _run(
         actors = actors or default_actors()
         _check_room(actors)
         dataset = (
-            ray.data.from_items([_row(p) for p in todo], override_num_blocks=min(-(-len(todo) // PICTURES_PER_BLOCK), MAX_BLOCKS))
+            ray.data.from_items([_row(p) for p in todo],
+                                override_num_blocks=min(-(-len(todo) // PICTURES_PER_BLOCK), MAX_BLOCKS))
             .map(_decode, fn_kwargs={"max_pixels": options.max_pixels}, num_cpus=TASK_CPUS)
             .map_batches(ModelActor, fn_constructor_kwargs={"spec": model, "settings": settings}, batch_size=1,
                          batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors),
@@ -272,6 +293,9 @@ def _run(
             for row in rows:
                 ready = float(row["model_ready"])
                 first_model_ready = ready if first_model_ready is None else min(first_model_ready, ready)
+                if row["backend"] not in engines:  # an actor that fell back to TensorFlow says so here too
+                    engines.add(row["backend"])
+                    log(f"model actors: {segmenter.name} runs on {row['backend']}")
                 if row["record"]:
                     journal.append(json.loads(row["record"]))
                     report.done += 1

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..loading import FROZEN_INPUT, MASK_OUTPUT, REQUIRED_OUTPUTS, RawOutputs, import_tensorflow
+from ..loading import FROZEN_INPUT, MASK_OUTPUT, REQUIRED_OUTPUTS, RawOutputs
+from ..tensorflow_runtime import import_tensorflow
 
 HEAVY_PARTS = ("dense", "box_head", "mask_head")
 GLUE_STEPS = ("preprocess", "propose", "detect", "finish")
