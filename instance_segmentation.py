@@ -13,7 +13,7 @@ from pathlib import Path
 
 from object_detection_utils import draw_detections, read_image, sample_image_path, write_image
 from object_detection_utils.apps import cli
-from object_detection_utils.errors import InstanceSegmentationError
+from object_detection_utils.errors import InstanceSegmentationError, PictureSizeError
 from object_detection_utils.io.images import IMAGE_SUFFIXES
 from object_detection_utils.visualization import display
 
@@ -48,7 +48,10 @@ def main(argv: list[str] | None = None) -> int:
 
     segmenter = cli.segmenter_from_args(args)
     start = time.perf_counter()
-    detections = segmenter(image)
+    try:
+        detections = segmenter(image)
+    except PictureSizeError as error:
+        raise PictureSizeError(f"{image_path}: {error}") from None
     seconds = time.perf_counter() - start
     segmented = draw_detections(image, detections)
     write_image(output, segmented)

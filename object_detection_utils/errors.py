@@ -34,6 +34,10 @@ class NoConnection(DownloadError):
     """The server could not be reached at all (offline, wrong address, firewall)."""
 
 
+class PictureSizeError(InstanceSegmentationError, ValueError):
+    """A picture of a size the model cannot take (matterport's IMAGE_RESIZE_MODE "none" off multiples of 64)."""
+
+
 class LabelMapError(InstanceSegmentationError):
     """A label map file is missing or malformed, or a class name is unknown."""
 

@@ -96,18 +96,10 @@ def png_declaring():
     return make
 
 
-# A small matterport config for the seeded resnet50 weights below: 5 classes, 128-pixel square pictures.
-MATTERPORT_TEST_CONFIG = {
-    "NAME": "test", "NUM_CLASSES": 5, "BACKBONE": "resnet50", "IMAGE_MIN_DIM": 64, "IMAGE_MAX_DIM": 128,
-    "DETECTION_MIN_CONFIDENCE": 0.3, "POST_NMS_ROIS_INFERENCE": 200,
-    "CLASS_NAMES": ["BG", "person", "tie", "cup", "chair"],
-}
-
-
 @pytest.fixture(scope="session")
 def matterport_weights(tmp_path_factory) -> Path:
     """A matterport `.h5` (resnet50, 5 classes) in Keras 2's exact layout, with seeded calibrated weights
-    (tests/matterport_h5.py); `MATTERPORT_TEST_CONFIG` runs it small."""
+    (tests/matterport_h5.py); its `TEST_CONFIG` runs it small."""
     import matterport_h5
 
     layout = matterport_h5.Layout.named("resnet50", 5)
@@ -117,11 +109,13 @@ def matterport_weights(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def matterport_config_file(tmp_path_factory) -> Path:
-    """`MATTERPORT_TEST_CONFIG` as the .json a user passes to --matterport-config."""
+    """matterport_h5's `TEST_CONFIG` as the .json a user passes to --matterport-config."""
     import json
 
+    import matterport_h5
+
     path = tmp_path_factory.mktemp("matterport_config") / "test_config.json"
-    path.write_text(json.dumps(MATTERPORT_TEST_CONFIG), encoding="utf-8")
+    path.write_text(json.dumps(matterport_h5.TEST_CONFIG), encoding="utf-8")
     return path
 
 

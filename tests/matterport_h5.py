@@ -24,6 +24,12 @@ KERAS_HEADER_LIMIT = 64512
 # chunk_attributes=True forces Keras' own splitting with this limit, so layer_names comes out in several chunks.
 FORCED_CHUNK_LIMIT = 2048
 TOP_LEVEL_GROUP = "top_level_model_weights"
+# A small config for the seeded resnet50 / 5-class weights (conftest's `matterport_weights`): 128-pixel pictures.
+TEST_CONFIG: dict[str, Any] = {
+    "NAME": "test", "NUM_CLASSES": 5, "BACKBONE": "resnet50", "IMAGE_MIN_DIM": 64, "IMAGE_MAX_DIM": 128,
+    "DETECTION_MIN_CONFIDENCE": 0.3, "POST_NMS_ROIS_INFERENCE": 200,
+    "CLASS_NAMES": ["BG", "person", "tie", "cup", "chair"],
+}
 # Typical amplitude of a mean-subtracted picture: conv1's kernel is divided by it so bn_conv1 sees unit variance.
 PICTURE_AMPLITUDE = 64.0
 

@@ -159,3 +159,16 @@ def load_matterport_detect(expected, image: np.ndarray, folder: Path) -> dict[st
     path = folder / "frame.png"
     Image.fromarray(image).save(path)
     return expected(path)
+
+
+def test_a_picture_the_config_cannot_take_is_one_line_naming_it(matterport_weights, tmp_path):
+    config = tmp_path / "none.json"
+    config.write_text(json.dumps({"NUM_CLASSES": 5, "BACKBONE": "resnet50", "IMAGE_RESIZE_MODE": "none"}))
+    result = run_script("instance_segmentation.py", "-i", str(GRACE_HOPPER), "--model", str(matterport_weights),
+                        "--matterport-config", str(config), "--no-display", "-o", str(tmp_path / "out.png"),
+                        cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == (f"error: {GRACE_HOPPER}: matterport's network needs a molded picture whose sides are "
+                             "multiples of 64, got 600x512 (IMAGE_RESIZE_MODE 'none'; 'square' or 'pad64' take "
+                             "any size)\n")
+    assert not (tmp_path / "out.png").exists()

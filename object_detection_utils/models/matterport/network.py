@@ -19,6 +19,7 @@ from collections.abc import Mapping
 import numpy as np
 import tensorflow as tf
 
+from ...errors import PictureSizeError
 from ..tensorflow_runtime import native_stderr_silenced
 from .config import MatterportConfig
 
@@ -309,8 +310,9 @@ class MatterportNetwork:
             raise RuntimeError("MatterportNetwork.detect called before set_weights")
         height, width = molded.shape[:2]
         if height % 64 or width % 64:
-            raise ValueError(f"matterport's network needs a molded picture whose sides are multiples of 64, "
-                             f"got {height}x{width} (IMAGE_RESIZE_MODE {self.config.IMAGE_RESIZE_MODE!r})")
+            raise PictureSizeError(f"matterport's network needs a molded picture whose sides are multiples of 64, "
+                                   f"got {height}x{width} (IMAGE_RESIZE_MODE {self.config.IMAGE_RESIZE_MODE!r}; "
+                                   "'square' or 'pad64' take any size)")
         function = self._functions.get((height, width))
         quiet = contextlib.nullcontext()
         if function is None:

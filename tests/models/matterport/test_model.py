@@ -7,15 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import matterport_h5 as mh5
 import numpy as np
 import pytest
-from conftest import MATTERPORT_TEST_CONFIG
 
 from object_detection_utils.errors import ModelLoadError
 from object_detection_utils.models.matterport import MatterportConfig, MatterportModel, load_matterport
 
 REPO = Path(__file__).resolve().parents[3]
-CONFIG = MATTERPORT_TEST_CONFIG
+CONFIG = mh5.TEST_CONFIG
 
 
 @pytest.fixture(scope="module")
