@@ -14,6 +14,7 @@ from matplotlib import cbook
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+import instance_segmentation
 import instance_segmentation_images
 from object_detection_utils import Segmenter, read_image
 from object_detection_utils.apps.batch.ray_job import ModelSpec
@@ -77,6 +78,26 @@ def test_the_single_picture_script_runs_an_h5(matterport_weights, matterport_con
     for line, class_id, (y1, x1, y2, x2) in zip(lines, want["class_ids"], want["rois"]):
         assert f"\t{NAMES[class_id - 1]}\t" in line and f"\tbox=({x1}, {y1}, {x2}, {y2})\t" in line
     assert read_image(tmp_path / "out.jpg").shape == (600, 512, 3)
+
+
+@pytest.mark.parametrize("variant", [
+    {"variant": "full"},  # model.save(): nested under model_weights
+    {"variant": "flat", "chunk_attributes": True, "fixed_length": True, "top_level_group": False},  # Keras 2.0.8's
+])
+def test_every_file_variant_runs_through_the_script_with_the_same_result(matterport_config_file, expected,
+                                                                          tmp_path, capsys, variant):
+    import matterport_h5
+
+    layout = matterport_h5.Layout.named("resnet50", 5)
+    weights = matterport_h5.write_matterport_h5(tmp_path / "mask_rcnn_variant.h5", layout,
+                                                 matterport_h5.calibrated_weights(layout, seed=15), **variant)
+    code = instance_segmentation.main(["-i", str(GRACE_HOPPER), "--model", str(weights), "--matterport-config",
+                                       str(matterport_config_file), "--min-score", "0", "--no-display",
+                                       "-o", str(tmp_path / "out.png")])
+    assert code == 0
+    want = expected(GRACE_HOPPER)  # from the flat file of the same weights
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split("\t")[3] for line in lines] == [f"box=({x1}, {y1}, {x2}, {y2})" for y1, x1, y2, x2 in want["rois"]]
 
 
 def test_the_folder_script_writes_matterports_masks(matterport_weights, matterport_config_file, expected,

@@ -222,7 +222,6 @@ def step_case(src: Path, case: str) -> None:
     molded_image = molded[0].astype(np.float32)
     _, window, scale, padding, _ = _resize(src, image, config)
     masks = result["masks"].astype(bool)
-    y1, x1 = int(window[0]), int(window[1])
     reference_config = {
         k: (getattr(config, k).tolist() if isinstance(getattr(config, k), np.ndarray) else getattr(config, k))
         for k in dir(config)
@@ -242,9 +241,6 @@ def step_case(src: Path, case: str) -> None:
         molded_shape=np.array(molded_image.shape, dtype=np.int64),
         molded_sha256=hashlib.sha256(molded_image.tobytes()).hexdigest(),
         molded_sum=molded_image.astype(np.float64).sum(axis=(0, 1)),
-        # a corner of the picture inside the molded image, with the padding above and left of it
-        molded_crop=molded_image[max(0, y1 - 4) : y1 + 12, max(0, x1 - 4) : x1 + 12],
-        molded_crop_origin=np.array([max(0, y1 - 4), max(0, x1 - 4)], dtype=np.int64),
         picture_sha256=hashlib.sha256(image.tobytes()).hexdigest(),
         rpn_rois=rpn_rois[0, :ROIS_KEPT].astype(np.float32),
         detections=detections[0, : len(result["class_ids"])].astype(np.float32),

@@ -17,6 +17,7 @@ from matplotlib import cbook
 from matplotlib import image as mpimage
 
 from object_detection_utils.models.matterport import MatterportConfig, load_matterport
+from object_detection_utils.models.matterport.preprocessing import mold_image, resize_image
 
 CASES = sorted(path.stem for path in mh5.GOLDENS.glob("*.npz"))
 ROI_TOLERANCE_PX = 1
@@ -53,6 +54,18 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def test_goldens_are_present() -> None:
     assert CASES == ["resnet101_pad64", "resnet101_square", "resnet50_pad64", "resnet50_square"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_the_picture_is_molded_to_matterports_exact_bytes(case: str, picture: np.ndarray) -> None:
+    golden = load_golden(case)
+    config = MatterportConfig.from_mapping(json.loads(str(golden["config"])))
+    resized = resize_image(picture, config.IMAGE_RESIZE_MODE, config.IMAGE_MIN_DIM, config.IMAGE_MAX_DIM,
+                           config.IMAGE_MIN_SCALE)
+    molded = mold_image(resized.image, config.MEAN_PIXEL)
+    assert resized.window == tuple(golden["window"].tolist()) and resized.scale == float(golden["scale"])
+    assert [list(pad) for pad in resized.padding] == golden["padding"].tolist()
+    assert hashlib.sha256(molded.astype(np.float32).tobytes()).hexdigest() == str(golden["molded_sha256"])
 
 
 @pytest.mark.parametrize("case", CASES)
