@@ -5,7 +5,8 @@
 Not collected by pytest and never run by CI (see goldens/README.md). Every step runs in its own process so that
 each model is the first one built there: Keras names unnamed layers and variables by a per-process counter.
 Steps: record each backbone's layout from Keras' own save_weights; prove our writer against Keras' save_weights and
-model.save (structure and every value); then one detection golden per case.
+model.save (structure and every value); then one detection golden per case, each first checking that the layout it
+writes (the recorded one, with the case's class count) is what the reference model itself saves.
 """
 
 from __future__ import annotations
@@ -40,10 +41,12 @@ COMMON = {
     "DETECTION_MIN_CONFIDENCE": 0.9,
 }
 CASES = {
-    "resnet50_square": {"BACKBONE": "resnet50", "IMAGE_RESIZE_MODE": "square"},
-    "resnet50_pad64": {"BACKBONE": "resnet50", "IMAGE_RESIZE_MODE": "pad64"},
-    "resnet101_square": {"BACKBONE": "resnet101", "IMAGE_RESIZE_MODE": "square"},
-    "resnet101_pad64": {"BACKBONE": "resnet101", "IMAGE_RESIZE_MODE": "pad64"},
+    "resnet50_square": {**COMMON, "BACKBONE": "resnet50", "IMAGE_RESIZE_MODE": "square"},
+    "resnet50_pad64": {**COMMON, "BACKBONE": "resnet50", "IMAGE_RESIZE_MODE": "pad64"},
+    "resnet101_square": {**COMMON, "BACKBONE": "resnet101", "IMAGE_RESIZE_MODE": "square"},
+    "resnet101_pad64": {**COMMON, "BACKBONE": "resnet101", "IMAGE_RESIZE_MODE": "pad64"},
+    # what real users run: matterport's defaults (1024 square, IMAGE_MIN_DIM 800, confidence 0.7), COCO's 81 classes
+    "resnet101_coco": {"NAME": "golden", "NUM_CLASSES": 81, "BACKBONE": "resnet101", "DETECTION_MIN_CONFIDENCE": 0.7},
 }
 # Keras' names for the groups whose values the proof compares with the calibrated weights bit for bit.
 PROOF_VARIANTS = {
@@ -52,10 +55,6 @@ PROOF_VARIANTS = {
     "chunked": {"variant": "flat", "chunk_attributes": True},
 }
 ROIS_KEPT = 50  # refined proposals kept in a golden for debugging
-
-
-def case_config(case: str) -> dict:
-    return {**COMMON, **CASES[case]}
 
 
 def grace_hopper() -> np.ndarray:
@@ -114,13 +113,17 @@ def _keras_hdf5_format(keras_model):
     return hdf5_format
 
 
-def step_layout(src: Path, backbone: str) -> None:
-    model, _ = build(src, {**COMMON, "BACKBONE": backbone})
+def reference_layout(model) -> mh5.Layout:
+    """The layout Keras' own save_weights writes for the reference model."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "keras.h5"
         model.keras_model.save_weights(str(path))
-        layout = mh5.Layout.from_h5(path)
-    (GOLDENS / f"layout_{backbone}_c{NUM_CLASSES}.json").write_text(layout.to_json())
+        return mh5.Layout.from_h5(path)
+
+
+def step_layout(src: Path, backbone: str) -> None:
+    model, _ = build(src, {**COMMON, "BACKBONE": backbone})
+    (GOLDENS / f"layout_{backbone}_c{NUM_CLASSES}.json").write_text(reference_layout(model).to_json())
 
 
 def step_proof(src: Path, backbone: str) -> None:
@@ -195,9 +198,11 @@ def _calibration_differences(theirs: Path, weights: dict) -> list[str]:
 
 
 def step_case(src: Path, case: str) -> None:
-    overrides = case_config(case)
+    overrides = CASES[case]
     model, config = build(src, overrides)
-    layout = mh5.Layout.named(overrides["BACKBONE"], NUM_CLASSES)
+    layout = mh5.Layout.named(overrides["BACKBONE"], NUM_CLASSES).with_num_classes(overrides["NUM_CLASSES"])
+    if reference_layout(model) != layout:
+        raise SystemExit(f"{case}: the recorded layout with {overrides['NUM_CLASSES']} classes is not the reference's")
     image = grace_hopper()
     with tempfile.TemporaryDirectory() as tmp:
         path = mh5.write_matterport_h5(Path(tmp) / "weights.h5", layout, mh5.calibrated_weights(layout, SEED))
@@ -222,6 +227,8 @@ def step_case(src: Path, case: str) -> None:
     molded_image = molded[0].astype(np.float32)
     _, window, scale, padding, _ = _resize(src, image, config)
     masks = result["masks"].astype(bool)
+    # the COCO-sized case keeps our default names ("class 1", ...)
+    class_names = {"CLASS_NAMES": list(CLASS_NAMES)} if overrides["NUM_CLASSES"] == len(CLASS_NAMES) else {}
     reference_config = {
         k: (getattr(config, k).tolist() if isinstance(getattr(config, k), np.ndarray) else getattr(config, k))
         for k in dir(config)
@@ -244,14 +251,15 @@ def step_case(src: Path, case: str) -> None:
         picture_sha256=hashlib.sha256(image.tobytes()).hexdigest(),
         rpn_rois=rpn_rois[0, :ROIS_KEPT].astype(np.float32),
         detections=detections[0, : len(result["class_ids"])].astype(np.float32),
-        config=json.dumps({**overrides, "CLASS_NAMES": list(CLASS_NAMES)}),
+        config=json.dumps({**overrides, **class_names}),
         reference_config=json.dumps(reference_config, default=str),
         seed=np.int64(SEED),
     )
     print(
         f"{case}: {len(result['class_ids'])} detections, classes {sorted(set(result['class_ids'].tolist()))}, "
         f"scores {result['scores'].min():.4f}..{result['scores'].max():.4f}, "
-        f"mask pixels {masks.sum(axis=(0, 1)).tolist()}, detect {seconds:.1f} s"
+        f"mask pixels {masks.sum(axis=(0, 1)).tolist()}, detect {seconds:.1f} s, "
+        f"layout identical to the reference's save_weights"
     )
 
 
