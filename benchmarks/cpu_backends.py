@@ -1,16 +1,19 @@
 #!/usr/bin/env python3
 """Today's path against the faster ones on a CPU, side by side in one run, each variant in its own process.
 
-    nice python benchmarks/cpu_backends.py --stand-in /tmp/random_r50_640 [--new-export /tmp/random_r50_640_cpu]
-        [--trained ../shared/models/shapes-r18-128] [--pictures 6] [--ap 200]
+    nice python benchmarks/cpu_backends.py --stand-in /tmp/random_r50_640 [--new-export /tmp/random_r50_640_cpu ...]
+        [--trained ../shared/models/shapes-r18-128] [--trained-new-export ...] [--pictures 6] [--ap 200]
+        [--ap-max-shapes 4] [--backends tensorflow,openvino,openvino-bf16]
 
 Variants, per model: TensorFlow on the export as it is (today's path), OpenVINO f32 on the same export (the
 back end alone), OpenVINO bf16 where the CPU has it, and — with --new-export, the same model exported with
-the CPU-friendly test-time options — that export on TensorFlow and on OpenVINO. Each variant in its own process:
+the CPU-friendly test-time options — that export on TensorFlow and on OpenVINO (several new exports, e.g. one per
+`mask_detections`, are labelled by their folder names). Each variant in its own process:
 the load (with the conversion and the parity gate when OpenVINO converts: the cache is fresh for each run of
 this benchmark, so that cost is shown once), the first call, the folder pipeline's pictures/s
 (object_detection_utils.apps.batch.run_batch, what instance_segmentation_images.py runs), the process's peak
-RSS, and with --ap N the mask AP on N held-out generated shapes pictures (seed 2) for the trained model. Then
+RSS, and with --ap N the mask AP on N held-out generated shapes pictures (seed 2, up to --ap-max-shapes shapes
+each: more than the 4 it was trained on makes crowded pictures) for the trained model. Then
 seconds per picture of all variants in one process, taking turns picture by picture, so that other processes
 on a shared machine slow them alike. Ratios are against the first variant of each model.
 """
@@ -123,15 +126,25 @@ def spawn(arguments: list, cache: Path) -> dict | list:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def new_exports(paths: list[Path]) -> list[tuple[str, Path]]:
+    """(label, path): "CPU options" for one, each folder's name for several."""
+    return [("CPU options" if len(paths) == 1 else path.name, path) for path in paths]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stand-in", type=Path, help="the zoo-scale export (instance_segmentation_train.py random-model)")
-    parser.add_argument("--new-export", type=Path, help="the same model exported with the CPU test-time options")
+    parser.add_argument("--new-export", type=Path, nargs="+", default=[],
+                        help="the same model exported with the CPU test-time options (one or more)")
     parser.add_argument("--trained", type=Path, default=SHARED / "models" / "shapes-r18-128")
-    parser.add_argument("--trained-new-export", type=Path, help="the trained model exported with the CPU options")
+    parser.add_argument("--trained-new-export", type=Path, nargs="+", default=[],
+                        help="the trained model exported with the CPU options (one or more)")
     parser.add_argument("--pictures", type=int, default=6)
     parser.add_argument("--rounds", type=int, default=2, help="passes over the pictures in the interleaved run")
     parser.add_argument("--ap", type=int, default=0, help="held-out shapes pictures for the trained model's mask AP")
+    parser.add_argument("--ap-max-shapes", type=int, default=4, help="shapes per held-out picture at most")
+    parser.add_argument("--backends", help="comma-separated back ends (default: tensorflow, openvino and "
+                        "openvino-bf16 where the CPU has bf16)")
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.variant:
@@ -147,13 +160,14 @@ def main() -> int:
     sys.path.insert(0, str(REPO))
     from object_detection_utils.models.backends import cpu_has_bf16
 
-    backends = ["tensorflow", "openvino"] + (["openvino-bf16"] if cpu_has_bf16() else [])
+    backends = (args.backends.split(",") if args.backends
+                else ["tensorflow", "openvino"] + (["openvino-bf16"] if cpu_has_bf16() else []))
     print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; bf16: {cpu_has_bf16()}")
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
         groups = []
         if args.stand_in:
-            exports = [("today's export", args.stand_in)] + ([("CPU options", args.new_export)] if args.new_export else [])
+            exports = [("today's export", args.stand_in)] + new_exports(args.new_export)
             groups.append(("zoo-scale stand-in", exports, picture_folder("zoo", args.pictures, work), None))
         if args.trained and args.trained.is_dir():
             ap = None
@@ -161,9 +175,8 @@ def main() -> int:
                 from object_detection_utils.training.shapes import write_shapes_dataset
 
                 ap = work / "held_out"
-                write_shapes_dataset(ap, args.ap, seed=2, progress=False)
-            exports = [("today's export", args.trained)] + (
-                [("CPU options", args.trained_new_export)] if args.trained_new_export else [])
+                write_shapes_dataset(ap, args.ap, seed=2, max_shapes=args.ap_max_shapes, progress=False)
+            exports = [("today's export", args.trained)] + new_exports(args.trained_new_export)
             groups.append(("trained shapes model", exports, picture_folder("shapes", args.pictures, work), ap))
         for title, exports, folder, ap in groups:
             print(f"\n{title} ({len(list(folder.iterdir()))} pictures from {folder.name}); each variant in its own "

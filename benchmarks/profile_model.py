@@ -2,7 +2,8 @@
 """Where one picture's time goes in a model: each part of our exports timed alone, and the whole graph.
 
     nice python benchmarks/profile_model.py MODEL [--picture-size 480x640] [--repeat 5]
-        [--nms-version v2|v1|batched] [--proposals N] [--compare-test-options]
+        [--nms-version v2|v1|batched] [--proposals N] [--mask-detections N] [--compare-test-options]
+        [--compare-mask-detections 100,50,20]
 
 MODEL is an export of ours (a folder with training_options.json: rebuilt from it and the SavedModel's weights)
 or any model `load_model` reads (zoo TF1 graphs and TF2 SavedModels: whole-graph time only). Each part is a
@@ -17,7 +18,8 @@ two 256-bit FMA pipes (Zen 2-4, AVX2 Intel). A 2048x2048 matmul is timed too; wh
 peak (the reported clock is below the real one), its rate is the peak used.
 
 --compare-test-options re-times the proposal / NMS-dependent parts under each test-time choice (proposals
-kept 1000/300, NMS v2/v1/batched), on the same backbone outputs.
+kept 1000/300, NMS v2/v1/batched), on the same backbone outputs; --compare-mask-detections does the same for
+the detection slots that get a mask (the detection NMS, mask ROI align and mask head depend on it).
 """
 
 from __future__ import annotations
@@ -162,7 +164,10 @@ def main() -> int:
     parser.add_argument("--nms-version", choices=("v1", "v2", "batched"), default=None,
                         help="re-build our export with this detection NMS (default: the export's)")
     parser.add_argument("--proposals", type=int, default=None, help="proposals kept at test time (default: the export's)")
+    parser.add_argument("--mask-detections", type=int, default=None,
+                        help="detection slots that get a mask (default: the export's)")
     parser.add_argument("--compare-test-options", action="store_true")
+    parser.add_argument("--compare-mask-detections", default=None, help="comma-separated slot counts, e.g. 100,50,20")
     parser.add_argument("--flops-per-cycle", type=int, default=64)
     args = parser.parse_args()
 
@@ -184,9 +189,11 @@ def main() -> int:
     if not (folder / "training_options.json").is_file():
         print("not one of our exports: whole-graph time only")
         return 0
-    overrides: dict = {}
+    overrides: dict = {"detection_generator": {}}
     if args.nms_version:
-        overrides["detection_generator"] = {"nms_version": args.nms_version}
+        overrides["detection_generator"]["nms_version"] = args.nms_version
+    if args.mask_detections:
+        overrides["detection_generator"]["max_num_detections"] = args.mask_detections
     if args.proposals:
         overrides["roi_generator"] = {"test_num_proposals": args.proposals}
     print_table(profile_parts(folder, image, args.repeat, overrides), peak)
@@ -198,6 +205,13 @@ def main() -> int:
                 changed = ", ".join(f"{name.split(',')[0].split(' (')[0]} {ms:.0f}" for name, ms, _ in rows[3:7])
                 print(f"proposals {proposals}, NMS {nms}: sum of parts {sum(ms for _, ms, _ in rows):.0f} ms "
                       f"({changed} ms)")
+    if args.compare_mask_detections:
+        for detections in (int(n) for n in args.compare_mask_detections.split(",")):
+            rows = profile_parts(folder, image, args.repeat, {
+                **overrides, "detection_generator": {**overrides["detection_generator"], "max_num_detections": detections}})
+            changed = ", ".join(f"{name.split(',')[0].split(' (')[0]} {ms:.0f}" for name, ms, _ in rows[6:])
+            print(f"mask detections {detections}: sum of parts {sum(ms for _, ms, _ in rows):.0f} ms ({changed} ms; "
+                  f"mask head {rows[8][2] / 1e9:.1f} GFLOP)")
     return 0
 
 
