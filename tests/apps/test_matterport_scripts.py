@@ -193,3 +193,22 @@ def test_a_picture_the_config_cannot_take_is_one_line_naming_it(matterport_weigh
                              "multiples of 64, got 600x512 (IMAGE_RESIZE_MODE 'none'; 'square' or 'pad64' take "
                              "any size)\n")
     assert not (tmp_path / "out.png").exists()
+
+
+def test_a_batch_runs_picture_by_picture_padded_to_its_longest(matterport_weights, matterport_config_file, pictures):
+    from object_detection_utils import load_model
+
+    model = load_model(matterport_weights, warm_up=False, matterport_config=matterport_config_file)
+    block = read_image(pictures / "red_block.png")
+    other = np.ascontiguousarray(block[::-1])
+    alone = [model.predict(picture) for picture in (block, other)]
+    batch = model.predict_batch(np.stack([block, other]))
+    counts = [int(out["num_detections"][0]) for out in alone]
+    assert counts[0] != counts[1]  # so one row is padded
+    longest = max(counts)
+    assert batch["num_detections"].tolist() == counts and batch["detection_boxes"].shape == (2, longest, 4)
+    for row, out in enumerate(alone):
+        count = counts[row]
+        for key in ("detection_boxes", "detection_scores", "detection_classes", "detection_masks"):
+            np.testing.assert_array_equal(batch[key][row, :count], out[key][0])
+            assert not batch[key][row, count:].any()
