@@ -125,7 +125,8 @@ def calibrated_weights(layout: Layout, seed: int) -> dict[str, dict[str, np.ndar
     Each array draws from its own generator seeded by (seed, crc32 of "layer/short"), so order never matters.
     Batch norms are near identity, kernels He-scaled before a ReLU and variance-preserving elsewhere (conv1's also
     divided by the picture's amplitude), residual branches damped so depth does not blow activations up, box
-    deltas small, and the class logits get distinct biases so several classes win somewhere.
+    deltas small. The classifier head is centred so that each crop's content, not the level all crops share,
+    picks the class (so many classes win somewhere), and the class logits' biases are small and distinct.
     """
     out: dict[str, dict[str, np.ndarray]] = {}
     for layer, shorts in layout.expected_weights().items():
@@ -142,7 +143,7 @@ def calibrated_weights(layout: Layout, seed: int) -> dict[str, dict[str, np.ndar
 LINEAR_LAYERS = {
     "rpn_class_raw": 0.3,
     "rpn_bbox_pred": 0.3,
-    "mrcnn_class_logits": 0.5,
+    "mrcnn_class_logits": 2.0,
     "mrcnn_bbox_fc": 0.3,
     "mrcnn_mask": 1.0,
 }
@@ -161,8 +162,8 @@ def _calibrated(layer: str, short: str, shape: tuple[int, ...], rng: np.random.G
         values = np.exp(0.1 * noise)
     elif short == "bias":
         if layer == "mrcnn_class_logits":
-            # background lowest, then one step per class; the noise keeps them distinct
-            values = np.arange(shape[0]) * 0.4 - 0.4 + 0.05 * noise
+            # background lowest, then a small step per class; the noise keeps them distinct
+            values = np.arange(shape[0]) * 0.1 - 0.1 + 0.05 * noise
             values[0] = -1.0
         else:
             values = 0.01 * noise
@@ -177,9 +178,13 @@ def _calibrated(layer: str, short: str, shape: tuple[int, ...], rng: np.random.G
             values = noise * np.sqrt(2.0 / fan_in)
         if layer == "conv1":
             values /= PICTURE_AMPLITUDE
-        elif layer == "mrcnn_class_logits":
-            # columns summing to zero: the ReLU features' common mean favours no class, the biases rank them
-            values -= values.mean(axis=0, keepdims=True)
+        elif layer == "mrcnn_class_conv1":
+            # zero sum over each channel's 7x7 taps: a pooled crop's pattern drives the head, not its channel
+            # levels, which every crop shares and which would otherwise favour one class everywhere
+            values -= values.mean(axis=(0, 1), keepdims=True)
+        elif layer in ("mrcnn_class_conv2", "mrcnn_class_logits"):
+            # columns summing to zero: the ReLU features' common mean moves no output
+            values -= values.mean(axis=tuple(range(values.ndim - 1)), keepdims=True)
     else:
         raise ValueError(f"no calibration rule for {layer}/{short}")
     return values.astype(np.float32)
