@@ -17,7 +17,14 @@ from ...errors import ModelLoadError
 from ..tensorflow_runtime import import_tensorflow
 from .config import MatterportConfig
 from .h5_weights import infer_config, match_weights, read_keras_h5
-from .preprocessing import Unmolded, mold_image, paste_mask, paste_masks, resize_image, unmold_detections
+from .preprocessing import (
+    Unmolded,
+    mold_image,
+    paste_masks,
+    paste_pixel_masks,
+    resize_image,
+    unmold_detections,
+)
 
 if TYPE_CHECKING:
     from .network import MatterportNetwork
@@ -44,11 +51,9 @@ class MatterportModel:
         class_ids (N,) int32, scores (N,) float32, masks (H, W, N) bool."""
         image = self._checked(image)
         found = self._run(image)
-        height, width = image.shape[:2]
-        masks = np.zeros((height, width, len(found.rois)), dtype=bool)
-        for index, (box_mask, box) in enumerate(zip(found.box_masks, found.rois)):
-            masks[:, :, index] = paste_mask(box_mask, box, height, width)
-        return {"rois": found.rois, "class_ids": found.class_ids, "scores": found.scores, "masks": masks}
+        masks = paste_pixel_masks(found.box_masks, found.rois, *image.shape[:2])
+        return {"rois": found.rois, "class_ids": found.class_ids, "scores": found.scores,
+                "masks": np.moveaxis(masks, 0, -1)}
 
     def raw_outputs(self, image: np.ndarray) -> dict[str, np.ndarray]:
         """The same detections in the zoo's format, batch axis 1: detection_boxes (1, N, 4) = rois / (H, W, H, W),

@@ -212,27 +212,25 @@ def unmold_detections(
     return Unmolded(rois[keep], class_ids[keep], scores[keep], masks[keep])
 
 
-def paste_mask(
-    box_mask: np.ndarray, box: np.ndarray, height: int, width: int, threshold: float = MASK_THRESHOLD
+def paste_pixel_masks(
+    box_masks: np.ndarray, pixel_boxes: np.ndarray, height: int, width: int, threshold: float = MASK_THRESHOLD
 ) -> np.ndarray:
-    """Matterport's unmold_mask: resize a box mask onto its pixel box, keep values >= threshold, (H, W) bool."""
-    y1, x1, y2, x2 = (int(v) for v in box)
-    full = np.zeros((height, width), dtype=bool)
-    if y2 <= y1 or x2 <= x1:
-        return full
-    full[y1:y2, x1:x2] = resize_bilinear(box_mask, y2 - y1, x2 - x1) >= threshold
-    return full
+    """Matterport's unmold_mask for each instance: (N, mh, mw) box masks resized onto their (N, 4) int pixel boxes
+    [y1, x1, y2, x2], values >= threshold set; (N, H, W) bool, empty where a box has no area."""
+    masks = np.zeros((len(pixel_boxes), height, width), dtype=bool)
+    for index, (box_mask, box) in enumerate(zip(box_masks, pixel_boxes)):
+        y1, x1, y2, x2 = (int(v) for v in box)
+        if y2 > y1 and x2 > x1:
+            masks[index, y1:y2, x1:x2] = resize_bilinear(box_mask, y2 - y1, x2 - x1) >= threshold
+    return masks
 
 
 def paste_masks(
     box_masks: np.ndarray, boxes: np.ndarray, height: int, width: int, threshold: float = MASK_THRESHOLD
 ) -> np.ndarray:
     """(N, H, W) bool picture masks from (N, mh, mw) box masks and (N, 4) normalised boxes, as matterport's
-    unmold_mask: each mask resized onto its pixel box round(box * (H, W, H, W)), values >= threshold set.
+    unmold_mask on the pixel boxes round(box * (H, W, H, W)).
 
     The `SegmentationModel.paste_masks` of matterport models (models/loading.py)."""
     pixel_boxes = np.round(np.asarray(boxes, np.float64) * [height, width, height, width]).astype(np.int64)
-    masks = np.zeros((len(pixel_boxes), height, width), dtype=bool)
-    for index, (box_mask, box) in enumerate(zip(box_masks, pixel_boxes)):
-        masks[index] = paste_mask(box_mask, box, height, width, threshold)
-    return masks
+    return paste_pixel_masks(box_masks, pixel_boxes, height, width, threshold)

@@ -11,7 +11,7 @@ from object_detection_utils.models.matterport.preprocessing import (
     denorm_boxes,
     mold_image,
     norm_boxes,
-    paste_mask,
+    paste_pixel_masks,
     resize_bilinear,
     resize_image,
     unmold_detections,
@@ -174,6 +174,10 @@ def test_unmold_with_every_row_a_detection():
 
 def test_paste_mask_resizes_onto_the_box_and_keeps_values_from_half():
     box_mask = np.array([[0.0, 1.0], [0.5, 0.25]], np.float32)
+
+    def paste_mask(mask, box, height, width, **threshold):
+        return paste_pixel_masks(mask[None], box[None], height, width, **threshold)[0]
+
     full = paste_mask(box_mask, np.array([1, 2, 3, 6]), 5, 8)
     assert full.dtype == bool and full.shape == (5, 8)
     # 2x2 -> 2x4 along x: samples at -0.25, 0.25, 0.75, 1.25 of each row, clipped to [0, 1]
