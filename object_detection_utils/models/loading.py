@@ -229,11 +229,12 @@ def matterport_label_map(
 ) -> LabelMap:
     """A matterport model's label map: `label_map` as given, else its config's CLASS_NAMES (id = index, "BG" at
     0 left out), else a label map beside the `.h5`, else an empty map whose names are "class <id>"."""
-    if label_map is None and class_names is not None:
+    if label_map is not None:
+        return resolve_label_map(label_map, source)
+    if class_names is not None:
         return LabelMap(dict(enumerate(class_names[1:], start=1)))
-    if label_map is None and find_label_map_file(source.parent) is None:
-        return LabelMap({})
-    return resolve_label_map(label_map, source)
+    found = find_label_map_file(source.parent)
+    return LabelMap.from_pbtxt(found) if found else LabelMap({})
 
 
 def _pad_detections(array: np.ndarray, length: int) -> np.ndarray:

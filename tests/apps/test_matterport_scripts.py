@@ -212,3 +212,12 @@ def test_a_batch_runs_picture_by_picture_padded_to_its_longest(matterport_weight
         for key in ("detection_boxes", "detection_scores", "detection_classes", "detection_masks"):
             np.testing.assert_array_equal(batch[key][row, :count], out[key][0])
             assert not batch[key][row, count:].any()
+
+
+def test_without_class_names_a_label_map_beside_the_h5_names_the_classes(matterport_weights, tmp_path):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "mask_rcnn_parts.h5").symlink_to(matterport_weights)
+    (folder / "parts_label_map.pbtxt").write_text('item { id: 1 name: "bolt" }\nitem { id: 2 name: "nut" }\n')
+    label_map = ModelSpec(str(folder / "mask_rcnn_parts.h5")).card().label_map  # the library's own rule
+    assert [label_map.name(i) for i in (1, 2, 3)] == ["bolt", "nut", "class 3"]
