@@ -120,6 +120,22 @@ def matterport_config_file(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def run_headless():
+    """`run_headless(script, *args, cwd=REPO, timeout=300)`: one of the repository's scripts in a fresh process
+    without a display, as a user runs it; the CompletedProcess with its text output."""
+    import subprocess
+    import sys
+
+    def run(script: str, *args: str, cwd: Path = REPO, timeout: float = 300) -> subprocess.CompletedProcess:
+        env = {**os.environ, "MPLBACKEND": "Agg"}
+        env.pop("DISPLAY", None)
+        return subprocess.run([sys.executable, str(REPO / script), *args], cwd=cwd, env=env, capture_output=True,
+                              text=True, timeout=timeout)
+
+    return run
+
+
+@pytest.fixture(scope="session")
 def read_video():
     """`read_video(path)`: every frame (BGR) of a video file, its frame rate and (width, height)."""
     import cv2

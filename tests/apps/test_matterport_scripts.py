@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +24,9 @@ NAMES = ("person", "tie", "cup", "chair")  # the test config's CLASS_NAMES after
 
 @pytest.fixture(scope="module")
 def expected(matterport_weights, matterport_config_file):
-    """matterport's `detect()` result by picture file name, for the pictures the scripts get."""
+    """matterport's `detect()` on the same weights and config, for a picture file or a decoded picture."""
     model = load_matterport(matterport_weights, matterport_config_file)
-    return lambda path: model.detect(read_image(path))
+    return lambda picture: model.detect(read_image(picture) if isinstance(picture, Path) else picture)
 
 
 @pytest.fixture(scope="module")
@@ -41,14 +38,6 @@ def pictures(tmp_path_factory) -> Path:
     noise[30:110, 40:180] = (200, 40, 40)
     Image.fromarray(noise).save(folder / "red_block.png")
     return folder
-
-
-def run_script(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "MPLBACKEND": "Agg"}
-    env.pop("DISPLAY", None)
-    repo = Path(__file__).resolve().parents[2]
-    return subprocess.run([sys.executable, str(repo / script), *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300)
 
 
 def test_the_segmenter_gives_matterports_detect_exactly(matterport_weights, matterport_config_file, expected,
@@ -67,8 +56,9 @@ def test_the_segmenter_gives_matterports_detect_exactly(matterport_weights, matt
         assert detections.class_names == tuple(NAMES[i - 1] for i in want["class_ids"])
 
 
-def test_the_single_picture_script_runs_an_h5(matterport_weights, matterport_config_file, expected, tmp_path):
-    result = run_script("instance_segmentation.py", "-i", str(GRACE_HOPPER), "--model", str(matterport_weights),
+def test_the_single_picture_script_runs_an_h5(run_headless, matterport_weights, matterport_config_file, expected,
+                                              tmp_path):
+    result = run_headless("instance_segmentation.py", "-i", str(GRACE_HOPPER), "--model", str(matterport_weights),
                         "--matterport-config", str(matterport_config_file), "--min-score", "0", "--no-display",
                         "-o", str(tmp_path / "out.jpg"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -97,7 +87,8 @@ def test_every_file_variant_runs_through_the_script_with_the_same_result(matterp
     assert code == 0
     want = expected(GRACE_HOPPER)  # from the flat file of the same weights
     lines = capsys.readouterr().out.strip().splitlines()
-    assert [line.split("\t")[3] for line in lines] == [f"box=({x1}, {y1}, {x2}, {y2})" for y1, x1, y2, x2 in want["rois"]]
+    boxes = [f"box=({x1}, {y1}, {x2}, {y2})" for y1, x1, y2, x2 in want["rois"]]
+    assert [line.split("\t")[3] for line in lines] == boxes
 
 
 def test_the_folder_script_writes_matterports_masks(matterport_weights, matterport_config_file, expected,
@@ -119,10 +110,10 @@ def test_the_folder_script_writes_matterports_masks(matterport_weights, matterpo
         assert (out / name).is_file()
 
 
-def test_a_file_that_is_not_matterport_weights_is_one_line(tmp_path):
+def test_a_file_that_is_not_matterport_weights_is_one_line(run_headless, tmp_path):
     junk = tmp_path / "junk.h5"
     junk.write_text("not an HDF5 file")
-    result = run_script("instance_segmentation.py", "-i", str(GRACE_HOPPER), "--model", str(junk),
+    result = run_headless("instance_segmentation.py", "-i", str(GRACE_HOPPER), "--model", str(junk),
                         "--no-display", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and result.stderr.startswith(f"error: {junk}: ")
@@ -132,8 +123,8 @@ def test_a_file_that_is_not_matterport_weights_is_one_line(tmp_path):
     ("nosuch", "error: matterport config 'nosuch' is neither a preset (coco, balloon, nucleus) nor an existing file"),
     ("coco", "NUM_CLASSES: config 81, weights 5"),
 ])
-def test_a_config_that_does_not_fit_is_one_line(matterport_weights, tmp_path, config, message):
-    result = run_script("instance_segmentation_images.py", "-i", str(GRACE_HOPPER), "-o", str(tmp_path / "out"),
+def test_a_config_that_does_not_fit_is_one_line(run_headless, matterport_weights, tmp_path, config, message):
+    result = run_headless("instance_segmentation_images.py", "-i", str(GRACE_HOPPER), "-o", str(tmp_path / "out"),
                         "--model", str(matterport_weights), "--matterport-config", config, cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and message in result.stderr
@@ -148,8 +139,8 @@ def test_the_ray_jobs_model_card_pastes_and_names_as_matterport(matterport_weigh
     assert unnamed.label_map.name(3) == "class 3"
 
 
-def test_the_video_script_runs_an_h5_frame_by_frame(matterport_weights, matterport_config_file, expected,
-                                                    pictures, tmp_path, read_video):
+def test_the_video_script_runs_an_h5_frame_by_frame(run_headless, matterport_weights, matterport_config_file,
+                                                    expected, pictures, tmp_path, read_video):
     import cv2
 
     clip = tmp_path / "clip.avi"
@@ -159,7 +150,7 @@ def test_the_video_script_runs_an_h5_frame_by_frame(matterport_weights, matterpo
         writer.write(np.roll(frame, 20 * shift, axis=1))
     writer.release()
     lines = tmp_path / "clip.jsonl"
-    result = run_script("instance_segmentation_webcam.py", "--source", str(clip), "--every-frame", "--no-display",
+    result = run_headless("instance_segmentation_webcam.py", "--source", str(clip), "--every-frame", "--no-display",
                         "--json-lines", str(lines), "-o", str(tmp_path / "clip.mp4"), "--model",
                         str(matterport_weights), "--matterport-config", str(matterport_config_file),
                         "--min-score", "0", cwd=tmp_path)
@@ -169,23 +160,16 @@ def test_the_video_script_runs_an_h5_frame_by_frame(matterport_weights, matterpo
     assert [r["frame"] for r in records] == [0, 1, 2] and len(frames) == 3
     for record, decoded in zip(records, frames):
         image = np.ascontiguousarray(decoded[:, :, ::-1])
-        want = load_matterport_detect(expected, image, tmp_path)
+        want = expected(image)
         assert [r["category_id"] for r in record["results"]] == want["class_ids"].tolist()
         masks = [mask_utils.decode(r["segmentation"]).astype(bool) for r in record["results"]]
         np.testing.assert_array_equal(np.stack(masks, axis=-1), want["masks"])
 
 
-def load_matterport_detect(expected, image: np.ndarray, folder: Path) -> dict[str, np.ndarray]:
-    """`expected` for a decoded frame: saved losslessly, so the reference sees the script's exact pixels."""
-    path = folder / "frame.png"
-    Image.fromarray(image).save(path)
-    return expected(path)
-
-
-def test_a_picture_the_config_cannot_take_is_one_line_naming_it(matterport_weights, tmp_path):
+def test_a_picture_the_config_cannot_take_is_one_line_naming_it(run_headless, matterport_weights, tmp_path):
     config = tmp_path / "none.json"
     config.write_text(json.dumps({"NUM_CLASSES": 5, "BACKBONE": "resnet50", "IMAGE_RESIZE_MODE": "none"}))
-    result = run_script("instance_segmentation.py", "-i", str(GRACE_HOPPER), "--model", str(matterport_weights),
+    result = run_headless("instance_segmentation.py", "-i", str(GRACE_HOPPER), "--model", str(matterport_weights),
                         "--matterport-config", str(config), "--no-display", "-o", str(tmp_path / "out.png"),
                         cwd=tmp_path)
     assert result.returncode == 2

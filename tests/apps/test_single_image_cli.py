@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+import functools
 
 import numpy as np
 import pytest
@@ -16,16 +14,9 @@ from object_detection_utils import read_image
 
 
 @pytest.fixture()
-def run_script(repo_root):
+def run_script(run_headless):
     """Runs instance_segmentation.py in a fresh process without a display, as a user would."""
-
-    def run(*args: str, cwd=repo_root) -> subprocess.CompletedProcess:
-        env = {**os.environ, "MPLBACKEND": "Agg"}
-        env.pop("DISPLAY", None)
-        return subprocess.run([sys.executable, str(repo_root / "instance_segmentation.py"), *args], cwd=cwd,
-                              env=env, capture_output=True, text=True, timeout=180)
-
-    return run
+    return functools.partial(run_headless, "instance_segmentation.py", timeout=180)
 
 
 def test_script_as_a_user_runs_it(run_script, tiny_frozen_dir, tmp_path):
