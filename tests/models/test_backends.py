@@ -13,6 +13,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -118,6 +119,26 @@ def test_conversion_is_cached_by_model_digest(tmp_path, fake_engine, child_runs)
     open_model(folder, backend="auto")
     assert len(child_runs) == 2
     assert len(list((cache_dir() / "openvino").iterdir())) == 2
+
+
+def test_processes_asking_for_one_conversion_at_once_take_turns(tmp_path, fake_engine, child_runs):
+    folder = tiny_model.build_frozen_graph(tmp_path / "model")
+    files = [folder / "frozen_inference_graph.pb"]
+    start = threading.Barrier(2)
+    results = []
+
+    def ask() -> None:
+        start.wait()
+        results.append(conversion.convert(files[0], "whole", files, "f32", "0.0-test"))
+
+    askers = [threading.Thread(target=ask) for _ in range(2)]
+    for asker in askers:
+        asker.start()
+    for asker in askers:
+        asker.join(timeout=300)
+    assert len(child_runs) == 1  # the second waited on the lock and found the first one's entry
+    assert sorted(r.converted_now for r in results) == [False, True]
+    assert results[0].entry == results[1].entry and results[0].gate == results[1].gate
 
 
 def test_cache_key_names_engine_precision_and_input_size_policy(tiny_frozen_dir):

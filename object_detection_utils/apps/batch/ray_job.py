@@ -31,12 +31,10 @@ import numpy as np
 
 from ...errors import ImageReadError, InstanceSegmentationError, ModelLoadError, first_line
 from ...io.atomic import remove_stale_temp_files
-from ...io.locks import file_lock
 from ...label_map import LabelMap
 from ...masks import reframe_box_masks
 from ...models.archive import ARCHIVE_SUFFIXES, extract_archive_cached
 from ...models.backends import check_backend
-from ...models.cache import cache_dir
 from ...models.loading import MATTERPORT_SUFFIXES, MaskPaster, matterport_label_map, model_name, resolve_label_map
 from ...models.matterport import MatterportConfig
 from ...models.matterport.preprocessing import paste_masks as matterport_paste_masks
@@ -96,11 +94,10 @@ class ModelSpec:
     matterport_config: str | None = None  # a matterport .h5 model's preset or config file
 
     def load(self) -> Segmenter:
-        """The model itself, with its filters, on the chosen back end (in an actor)."""
-        with contextlib.nullcontext() if self.backend == "tensorflow" else file_lock(cache_dir() / "openvino.lock"):
-            # One actor of a machine at a time: the first converts and gates, the others find the cached result.
-            model = open_model(self.model, self.models_dir, label_map=self.label_map, backend=self.backend,
-                               matterport_config=self.matterport_config)
+        """The model itself, with its filters, on the chosen back end (in an actor; actors of one machine convert
+        a model for another engine once, under the conversion cache's lock)."""
+        model = open_model(self.model, self.models_dir, label_map=self.label_map, backend=self.backend,
+                           matterport_config=self.matterport_config)
         return Segmenter(model, classes=self.classes, min_score=self.min_score, mask_threshold=self.mask_threshold)
 
     def card(self) -> Segmenter:

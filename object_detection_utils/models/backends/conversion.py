@@ -17,6 +17,7 @@ from importlib import metadata
 from pathlib import Path
 
 from ...io.atomic import atomic_directory
+from ...io.locks import file_lock
 from ..cache import cache_dir
 from .convert_child import GATE_FILE
 
@@ -69,13 +70,17 @@ def conversion_key(model_files: list[Path], kind: str, precision: str, version: 
 def convert(source: Path, kind: str, model_files: list[Path], precision: str, version: str) -> Conversion:
     """The cached conversion of `source` (converting and gating it in a child process the first time)."""
     key = conversion_key(model_files, kind, precision, version)
-    entry = cache_dir() / "openvino" / hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+    name = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+    entry = cache_dir() / "openvino" / name
     gate_file = entry / GATE_FILE
-    if gate_file.is_file():
-        return Conversion(entry, kind, precision, json.loads(gate_file.read_text(encoding="utf-8")), False)
-    with atomic_directory(entry) as staging:
-        (staging / KEY_FILE).write_text(json.dumps(key, indent=2), encoding="utf-8")
-        _run_child(source, kind, precision, staging)
+    # Processes asking for the same conversion at once (the Ray job's actors on one machine, two runs) take
+    # turns: the first converts and gates, the others find its entry.
+    with file_lock(cache_dir() / "locks" / f"openvino-{name}.lock"):
+        if gate_file.is_file():
+            return Conversion(entry, kind, precision, json.loads(gate_file.read_text(encoding="utf-8")), False)
+        with atomic_directory(entry) as staging:
+            (staging / KEY_FILE).write_text(json.dumps(key, indent=2), encoding="utf-8")
+            _run_child(source, kind, precision, staging)
     return Conversion(entry, kind, precision, json.loads(gate_file.read_text(encoding="utf-8")), True)
 
 
