@@ -9,97 +9,9 @@ Live sources are read on their own thread and only the newest frame is segmented
 older than one inference; --every-frame segments each frame of a file in order instead.
 """
 
-from __future__ import annotations
+from object_detection_utils.apps.webcam import main, run
 
-import argparse
-import sys
-from pathlib import Path
-
-from object_detection_utils.apps import cli
-from object_detection_utils.apps.video_segmentation import segment_video
-from object_detection_utils.errors import VideoWriteError
-from object_detection_utils.io.video import (
-    FOURCC_BY_SUFFIX,
-    RECONNECT_ATTEMPTS,
-    STALL_TIMEOUT,
-    check_writable,
-    open_video_source,
-)
-from object_detection_utils.visualization import display
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < float("inf"):  # also refuses nan
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (0 or more)")
-    return value
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-s", "--source", default="0",
-                        help="camera index, video file, or stream URL (rtsp://, http://, ...) (default: %(default)s)")
-    parser.add_argument("--every-frame", action="store_true",
-                        help="segment every frame of a video file in order (offline), instead of the newest only")
-    parser.add_argument("-o", "--output", type=Path, default=None,
-                        help=f"write the segmented video here ({', '.join(FOURCC_BY_SUFFIX)}) at the source's fps")
-    parser.add_argument("--json-lines", type=Path, default=None,
-                        help="write one JSON line per segmented frame with its COCO results (masks as RLE)")
-    parser.add_argument("--max-frames", type=int, default=None, help="stop after segmenting this many frames")
-    parser.add_argument("--reconnect", type=int, default=RECONNECT_ATTEMPTS,
-                        help="reconnection attempts when a camera or stream drops (default: %(default)s)")
-    parser.add_argument("--stall-timeout", type=_seconds, default=STALL_TIMEOUT, metavar="SECONDS",
-                        help="a camera or stream that gives no frame for this long has dropped: reconnect, "
-                             "then stop (0: wait for ever) (default: %(default)s)")
-    parser.add_argument("--no-display", action="store_true", help="never open a window (headless)")
-    cli.add_model_arguments(parser)
-    args = cli.parse_args(parser, argv)
-    if args.output is not None and args.output.suffix.lower() not in FOURCC_BY_SUFFIX:
-        parser.error(f"{args.output}: unsupported video type (use {', '.join(FOURCC_BY_SUFFIX)})")
-    return args
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.output is not None and args.json_lines is not None and args.output.resolve() == args.json_lines.resolve():
-        raise VideoWriteError(f"{args.output}: --output and --json-lines name the same file")
-    for path in (args.output, args.json_lines):
-        if path is not None:
-            check_writable(path)
-    source = open_video_source(  # a bad source fails before the model load
-        args.source, attempts=args.reconnect, stall_timeout=args.stall_timeout or None)
-    try:
-        segmenter = cli.segmenter_from_args(args)
-        window = None
-        if not args.no_display and display.display_available():
-            window = display.Window(f"instance segmentation: {source.name}")
-    except BaseException:
-        source.close()
-        raise
-    summary = segment_video(
-        segmenter, source,
-        every_frame=args.every_frame,
-        output=args.output,
-        json_lines=args.json_lines,
-        window=window,
-        max_frames=args.max_frames,
-    )
-    print(summary.describe(), file=sys.stderr)
-    for path, count in ((args.output, summary.frames_written), (args.json_lines, summary.json_lines_written)):
-        if path is not None and count:
-            print(f"saved {path} ({count} {'frames' if path == args.output else 'lines'})", file=sys.stderr)
-    if summary.error:
-        print(f"error: {summary.error}", file=sys.stderr)
-        return 2
-    return 0
-
-
-def run() -> None:
-    sys.exit(cli.run_main(main))
-
+__all__ = ["main", "run"]
 
 if __name__ == "__main__":
     run()

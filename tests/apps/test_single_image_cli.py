@@ -11,6 +11,7 @@ from PIL import Image
 
 import instance_segmentation
 from object_detection_utils import read_image
+from object_detection_utils.apps.single_image import default_output_path
 
 
 @pytest.fixture()
@@ -105,5 +106,5 @@ def test_no_windows_without_a_display(tiny_frozen_dir, tmp_path, monkeypatch):
 
 
 def test_default_output_keeps_writable_types_else_png(tmp_path):
-    assert instance_segmentation.default_output_path(tmp_path / "a.webp").name == "a.webp"
-    assert instance_segmentation.default_output_path(tmp_path / "scan.xyz").name == "scan.png"
+    assert default_output_path(tmp_path / "a.webp").name == "a.webp"
+    assert default_output_path(tmp_path / "scan.xyz").name == "scan.png"

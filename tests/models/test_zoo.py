@@ -23,7 +23,7 @@ from zoo_server import ZooServer, tar_gz
 
 import instance_segmentation
 from object_detection_utils import load_model, write_image
-from object_detection_utils.apps import cli
+from object_detection_utils.apps import cli, single_image
 from object_detection_utils.errors import ModelLoadError
 from object_detection_utils.models import catalogue, zoo
 from object_detection_utils.models.archive import extract_archive
@@ -503,7 +503,7 @@ def test_two_processes_fetching_at_once_download_once(server, models_dir, repo_r
 
 def _listing(argv: list[str], capsys) -> dict[str, list[str]]:
     with pytest.raises(SystemExit) as exit_info:
-        instance_segmentation.parse_args(argv)
+        single_image.parse_args(argv)
     assert exit_info.value.code == 0
     lines = capsys.readouterr().out.splitlines()
     header = lines[0].split()

@@ -1,0 +1,156 @@
+"""Segment every picture of a folder (or glob) into an output folder: overlays, mask PNGs, COCO JSON, summary.
+
+    python instance_segmentation_images.py                                  # images/ -> segmented_images/
+    python instance_segmentation_images.py -i photos -r -o out --masks --coco-json out/results.json
+    python instance_segmentation_images.py -i 'shots/**/*.png' --classes person --summary out/summary.csv
+
+A rerun skips the pictures whose outputs are complete (--overwrite redoes them); Ctrl+C stops after the
+pictures in flight are written. Bad files are reported and skipped; the exit code is 1 if any failed.
+
+With --ray (pip install -e ".[ray]") the same job runs on Ray Data, on this machine or a cluster, and -i/-o
+may be remote (s3://...):
+
+    python instance_segmentation_images.py --ray -i photos -o out                  # a local Ray instance
+    python instance_segmentation_images.py --ray auto -i s3://bucket/photos -o s3://bucket/out --masks
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import cli
+from .batch import BatchOptions, BatchReport, find_pictures, run_batch, stop_on_interrupt
+from .batch.output_folder import claim_output_folder
+from .batch.remote_files import find_pictures_anywhere, is_remote, location
+from ..predictor import SegmenterSpec
+
+DEFAULT_INPUT = "images"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-i", "--input", action="append", default=None,
+                        help="a folder, a glob pattern (quote it; ** recurses) or a picture; repeatable "
+                             f"(default: {DEFAULT_INPUT}/)")
+    parser.add_argument("-o", "--output", type=location, default=Path("segmented_images"),
+                        help="output folder; subfolders mirror the input's (default: %(default)s)")
+    parser.add_argument("-r", "--recursive", action="store_true", help="also process the folders' subfolders")
+    outputs = parser.add_argument_group("outputs")
+    outputs.add_argument("--no-overlay", action="store_true", help="do not write the drawn pictures")
+    outputs.add_argument("--masks", action="store_true",
+                         help="write one PNG per instance into <output>/<picture>.masks/")
+    outputs.add_argument("--coco-json", type=location, default=None,
+                         help="write the run's detections as one COCO JSON (boxes, RLE masks, scores)")
+    outputs.add_argument("--summary", type=location, default=None,
+                         help="write one line per picture: a .csv, or JSON lines for any other suffix")
+    outputs.add_argument("--overwrite", action="store_true", help="redo pictures whose outputs are complete")
+    outputs.add_argument("--jpeg-quality", type=int, default=95, help="quality of JPEG overlays (default: 95)")
+    tuning = parser.add_argument_group("pipeline")
+    tuning.add_argument("--readers", type=int, default=2, help="picture-decoding threads (default: 2)")
+    tuning.add_argument("--writers", type=int, default=2, help="drawing/encoding/writing threads (default: 2)")
+    tuning.add_argument("--prefetch", type=int, default=4, help="decoded pictures waiting for the model (default: 4)")
+    tuning.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ray = parser.add_argument_group("Ray Data (pip install -e \".[ray]\"; docs/BATCH.md, docs/SCALE.md)")
+    ray.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                     help="run on Ray Data: alone, a local Ray instance (or $RAY_ADDRESS's cluster); 'auto' or "
+                          "'ray://host:10001' joins a cluster. -i and -o may then be s3:// or other remote URIs")
+    ray.add_argument("--ray-actors", type=int, default=None, metavar="N",
+                     help="model actors, one model each (default: one per GPU, else one per node)")
+    cli.add_picture_arguments(parser)
+    cli.add_model_arguments(parser)
+    args = cli.parse_args(parser, argv)
+    if args.no_overlay and not (args.masks or args.coco_json or args.summary):
+        parser.error("--no-overlay leaves nothing to write: add --masks, --coco-json or --summary")
+    remote = [str(place) for place in (*(args.input or []), args.output, args.coco_json, args.summary)
+              if place is not None and is_remote(place)]
+    if remote and args.ray is None:
+        parser.error(f"{remote[0]}: remote files are read and written by the Ray job: add --ray")
+    return args
+
+
+def input_specs(args: argparse.Namespace) -> list[str]:
+    """-i as given; by default images/ when it exists (without it, `no_pictures` says what to do)."""
+    if args.input:
+        return args.input
+    return [DEFAULT_INPUT] if Path(DEFAULT_INPUT).is_dir() else []
+
+
+def no_pictures(args: argparse.Namespace) -> int:
+    if args.input:
+        print(f"error: no pictures found in {', '.join(args.input)}", file=sys.stderr)
+    else:
+        print(f"error: no pictures found in {DEFAULT_INPUT}/ (the default input): put pictures there, or pass "
+              f"-i FOLDER_OR_GLOB (e.g. -i photos/ or -i 'shots/**/*.jpg')", file=sys.stderr)
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.ray is not None:
+        return main_ray(args)
+    pictures = find_pictures(input_specs(args), recursive=args.recursive, exclude=args.output)
+    if not pictures:
+        return no_pictures(args)
+    with claim_output_folder(args.output):  # unwritable or busy: say so before the slow model load
+        pass
+    segmenter = cli.segmenter_from_args(args)
+    with stop_on_interrupt() as stop:
+        report = run_batch(segmenter, pictures, batch_options(args), readers=args.readers, writers=args.writers,
+                           prefetch=args.prefetch, progress=not args.no_progress, stop=stop)
+    return finish(report, segmenter.name, args)
+
+
+def main_ray(args: argparse.Namespace) -> int:
+    """The same run on Ray Data (object_detection_utils/apps/batch/ray_job.py)."""
+    from .batch.ray_job import connect, run_ray_batch
+
+    pictures = find_pictures_anywhere(input_specs(args), recursive=args.recursive, exclude=args.output)
+    if not pictures:
+        return no_pictures(args)
+    if not is_remote(args.output):
+        with claim_output_folder(args.output):
+            pass
+    spec = SegmenterSpec.from_args(args)
+    name = spec.describe().name  # an unknown model or class: one line, before Ray starts
+    connect(args.ray or None)
+    with stop_on_interrupt() as stop:
+        report = run_ray_batch(spec, pictures, batch_options(args), actors=args.ray_actors,
+                               progress=not args.no_progress, stop=stop,
+                               log=lambda line: print(line, file=sys.stderr))
+    return finish(report, name, args)
+
+
+def batch_options(args: argparse.Namespace) -> BatchOptions:
+    return BatchOptions(
+        output_dir=args.output,
+        overlay=not args.no_overlay,
+        masks=args.masks,
+        coco_json=args.coco_json,
+        summary=args.summary,
+        overwrite=args.overwrite,
+        jpeg_quality=args.jpeg_quality,
+        max_pixels=args.max_pixels,
+    )
+
+
+def finish(report: BatchReport, model_name: str, args: argparse.Namespace) -> int:
+    """Print the summary line and the failures; the exit code."""
+    print(f"{report.summary_line()} with {model_name}; outputs in {args.output}", file=sys.stderr)
+    for name, reason in report.failures:
+        print(f"  failed: {reason}", file=sys.stderr)
+    if report.error:
+        print(f"error: {report.error}; the finished pictures are kept, run again to resume", file=sys.stderr)
+        return 2
+    if report.interrupted:
+        return 130
+    return 1 if report.failed else 0
+
+
+def run() -> None:
+    sys.exit(cli.run_main(main))
+
+
+if __name__ == "__main__":
+    run()
