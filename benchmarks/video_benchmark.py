@@ -35,7 +35,7 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from object_detection_utils import load_model  # noqa: E402
 from object_detection_utils.apps.video_segmentation import segment_frames, segment_video  # noqa: E402
-from object_detection_utils.io.video import Frame, FrameSource, open_source  # noqa: E402
+from object_detection_utils.io.video_sources import Frame, FrameSource, open_source  # noqa: E402
 
 SHARED_VIDEO = REPO.parent / "shared" / "data" / "video" / "car-detection.mp4"
 

@@ -26,7 +26,9 @@ from tqdm import tqdm
 
 from ..detections import Detections
 from ..errors import VideoSourceError, VideoWriteError
-from ..io.video import Frame, FrameSource, JsonLinesSink, LatestFrameReader, VideoSink, iter_frames
+from ..io.frame_reader import LatestFrameReader
+from ..io.video_sinks import JsonLinesSink, VideoSink
+from ..io.video_sources import Frame, FrameSource, iter_frames
 from ..predictor import Segmenter
 from ..visualization.display import Window, pump_events
 from ..visualization.drawing import draw_caption, draw_detections

@@ -15,13 +15,8 @@ import sys
 from pathlib import Path
 
 from ..errors import VideoWriteError
-from ..io.video import (
-    FOURCC_BY_SUFFIX,
-    RECONNECT_ATTEMPTS,
-    STALL_TIMEOUT,
-    check_writable,
-    open_video_source,
-)
+from ..io.video_sinks import FOURCC_BY_SUFFIX, check_output_file
+from ..io.video_sources import RECONNECT_ATTEMPTS, STALL_TIMEOUT, open_video_source
 from ..visualization import display
 from . import cli
 from .video_segmentation import segment_video
@@ -67,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         raise VideoWriteError(f"{args.output}: --output and --json-lines name the same file")
     for path in (args.output, args.json_lines):
         if path is not None:
-            check_writable(path)
+            check_output_file(path)
     source = open_video_source(  # a bad source fails before the model load
         args.source, attempts=args.reconnect, stall_timeout=args.stall_timeout or None)
     try:

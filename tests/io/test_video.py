@@ -26,14 +26,9 @@ from object_detection_utils.apps import cli
 from object_detection_utils.apps.video_segmentation import segment_video
 from object_detection_utils.errors import VideoSourceError, VideoWriteError
 from object_detection_utils.io.coco import decode_mask
-from object_detection_utils.io.video import (
-    JsonLinesSink,
-    LatestFrameReader,
-    ReconnectingSource,
-    VideoSink,
-    open_source,
-    open_video_source,
-)
+from object_detection_utils.io.frame_reader import LatestFrameReader
+from object_detection_utils.io.video_sinks import JsonLinesSink, VideoSink
+from object_detection_utils.io.video_sources import ReconnectingSource, open_source, open_video_source
 from object_detection_utils.visualization import display
 from object_detection_utils.visualization.drawing import draw_detections
 
@@ -567,7 +562,8 @@ def test_opening_a_damaged_video_prints_nothing_from_ffmpeg_or_opencv(tmp_path):
     damaged.write_bytes(data[: len(data) // 3])  # FFmpeg alone would print "moov atom not found"
     code = """
 import sys
-from object_detection_utils.io.video import VideoSourceError, open_source
+from object_detection_utils.errors import VideoSourceError
+from object_detection_utils.io.video_sources import open_source
 for spec in sys.argv[1:]:
     try:
         open_source(spec)

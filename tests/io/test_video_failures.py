@@ -30,13 +30,8 @@ from object_detection_utils.apps import cli
 from object_detection_utils.apps.video_segmentation import segment_video
 from object_detection_utils.errors import StreamDroppedError, VideoWriteError
 from object_detection_utils.io.atomic import is_temp_name
-from object_detection_utils.io.video import (
-    JsonLinesSink,
-    ReconnectingSource,
-    VideoSink,
-    open_source,
-    open_video_source,
-)
+from object_detection_utils.io.video_sinks import JsonLinesSink, VideoSink
+from object_detection_utils.io.video_sources import ReconnectingSource, open_source, open_video_source
 from object_detection_utils.predictor import Segmenter
 
 HEIGHT, WIDTH = 48, 64
