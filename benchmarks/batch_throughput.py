@@ -98,7 +98,7 @@ def _seed_loop(model_path: Path, files: list[Path]) -> float:
 
     from object_detection_utils import detections_from_outputs, draw_detections, read_image, write_image
     from object_detection_utils.label_map import LabelMap
-    from object_detection_utils.models.loading import FROZEN_GRAPH_NAME, MASK_OUTPUT, REQUIRED_OUTPUTS
+    from object_detection_utils.model_contract import FROZEN_GRAPH_NAME, MASK_OUTPUT, REQUIRED_OUTPUTS
 
     graph_file = model_path / FROZEN_GRAPH_NAME if model_path.is_dir() else model_path
     if not graph_file.is_file():

@@ -55,7 +55,7 @@ def picture_folder(kind: str, count: int, into: Path) -> Path:
     import numpy as np
 
     from object_detection_utils.io.images import write_image
-    from object_detection_utils.training.shapes import random_shapes_picture
+    from object_detection_utils.shapes import random_shapes_picture
 
     rng = np.random.default_rng(1)
     size = (480, 640) if kind == "zoo" else (128, 128)
@@ -172,7 +172,7 @@ def main() -> int:
         if args.trained and args.trained.is_dir():
             ap = None
             if args.ap:
-                from object_detection_utils.training.shapes import write_shapes_dataset
+                from object_detection_utils.shapes import write_shapes_dataset
 
                 ap = work / "held_out"
                 write_shapes_dataset(ap, args.ap, seed=2, max_shapes=args.ap_max_shapes, progress=False)

@@ -85,7 +85,7 @@ def matmul_gflops(repeat: int) -> float:
 
 
 def picture(size: tuple[int, int]) -> np.ndarray:
-    from object_detection_utils.training.shapes import random_shapes_picture
+    from object_detection_utils.shapes import random_shapes_picture
 
     return random_shapes_picture(np.random.default_rng(0), size).image
 

@@ -32,7 +32,7 @@ def pictures(count: int) -> list[np.ndarray]:
     files = sorted(SHARED_PICTURES.glob("*.jpg"))[:count]
     if files:
         return [read_image(f) for f in files]
-    from object_detection_utils.training.shapes import random_shapes_picture
+    from object_detection_utils.shapes import random_shapes_picture
 
     print(f"{SHARED_PICTURES} absent: timing generated 480x640 shapes pictures instead")
     rng = np.random.default_rng(0)

@@ -37,7 +37,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
 from object_detection_utils import Segmenter  # noqa: E402 (after the path set-up)
-from object_detection_utils.apps.batch.ray_job import ModelSpec  # noqa: E402
+from object_detection_utils.predictor import SegmenterSpec  # noqa: E402
 
 DEFAULT_PICTURES = REPO.parent / "shared" / "data" / "coco" / "val2017"
 VARIANTS = ("local", "ray")
@@ -151,7 +151,7 @@ def _wait_for_nodes(count: int, timeout: float = 120.0) -> None:
 
 
 @dataclass(frozen=True)
-class CountingSpec(ModelSpec):
+class CountingSpec(SegmenterSpec):
     """The model, counting the pictures each node's actor runs (one line per picture, in `tally`/<node id>)."""
 
     tally: str = ""

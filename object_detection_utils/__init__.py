@@ -17,16 +17,15 @@ from .errors import ImageReadError, InstanceSegmentationError, LabelMapError, Mo
 from .io.images import read_image, write_image
 from .label_map import COCO_LABELS, LabelMap
 from .masks import masks_to_boxes, reframe_box_masks
-from .models.loading import SegmentationModel
-from .models.zoo import DEFAULT_MODEL, find_model
-from .models.zoo import open_model as load_model
+from .model_contract import LoadedModel
+from .models.zoo import DEFAULT_MODEL, find_model, load_model
 from .postprocess import detections_from_outputs
-from .predictor import Segmenter, run_inference_for_single_image
+from .predictor import Segmenter, SegmenterSpec, run_inference_for_single_image
 from .visualization.drawing import display_instances, draw_detections
 
 __all__ = [
     "COCO_LABELS", "DEFAULT_MODEL", "Detections", "ImageReadError", "Instance", "InstanceSegmentationError",
-    "LabelMap", "LabelMapError", "ModelLoadError", "SegmentationModel", "Segmenter", "detections_from_outputs",
+    "LabelMap", "LabelMapError", "LoadedModel", "ModelLoadError", "Segmenter", "SegmenterSpec", "detections_from_outputs",
     "display_instances", "draw_detections", "find_model", "load_model", "masks_to_boxes", "read_image",
     "reframe_box_masks", "run_inference_for_single_image", "sample_image_path", "write_image",
 ]

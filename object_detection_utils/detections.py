@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .io.coco import detections_to_coco
+from .coco_format import detections_to_coco
 from .label_map import LabelMap
 
 if TYPE_CHECKING:  # an optional extra, imported only by the methods that need it
@@ -179,7 +179,7 @@ class Detections:
         return {"rois": rois, "masks": masks, "class_ids": self.class_ids.astype(np.int32), "scores": self.scores}
 
     def to_coco(self, image_id: int | None) -> list[dict[str, Any]]:
-        """COCO result entries, one per instance (see `io.coco.detections_to_coco`); no `image_id` when None."""
+        """COCO result entries, one per instance (see `coco_format.detections_to_coco`); no `image_id` when None."""
         return detections_to_coco(self, image_id)
 
     def to_supervision(self) -> sv.Detections:

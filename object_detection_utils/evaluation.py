@@ -1,7 +1,7 @@
 """COCO evaluation: box and mask AP with pycocotools, precision/recall/IoU at a score threshold, the report.
 
 Ground truth is a COCO annotations JSON; predictions are COCO result entries exactly as
-`io.coco.detections_to_coco` writes them. Metrics that COCO leaves undefined (-1: no ground truth in that
+`coco_format.detections_to_coco` writes them. Metrics that COCO leaves undefined (-1: no ground truth in that
 class or size range) are `None` here, `null` in the report.
 """
 

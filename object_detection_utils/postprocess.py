@@ -11,7 +11,7 @@ import numpy as np
 from .detections import Detections
 from .label_map import LabelMap
 from .masks import reframe_box_masks
-from .models.loading import MASK_OUTPUT, MaskPaster, RawOutputs
+from .model_contract import MASK_OUTPUT, MaskPaster, RawOutputs
 
 DEFAULT_MIN_SCORE = 0.5
 DEFAULT_MASK_THRESHOLD = 0.5

@@ -6,13 +6,19 @@
         ...
 
 Every script and app goes through a `Segmenter`, so the class filter, score and mask thresholds are chosen
-once, where it is built.
+once, where it is built; a `SegmenterSpec` is the same choice as plain data (a model name or path and the filters),
+declared once for the command line, the library, the Ray job and the video loop alike.
+
+    spec = SegmenterSpec("shapes-r18-128", classes=("circle",), min_score=0.7)
+    segmenter = spec.load()                           # loads the model
+    driver_side = spec.describe()                     # label map, names, mask pasting: nothing loaded
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, overload
@@ -21,8 +27,9 @@ import numpy as np
 
 from .detections import Detections
 from .label_map import LabelMap
-from .models.loading import RawOutputs, SegmentationModel
-from .models.zoo import DEFAULT_MODEL, open_model
+from .model_contract import LoadedModel, ModelDescription, RawOutputs
+from .models.dispatch import describe_model
+from .models.zoo import DEFAULT_MODEL, find_model, load_model
 from .postprocess import DEFAULT_MASK_THRESHOLD, DEFAULT_MIN_SCORE, detections_from_outputs
 
 
@@ -30,7 +37,9 @@ class Segmenter:
     """A model with its filters: call it on a picture for its `Detections`, or on pictures for a stream of them.
 
     Args:
-        model: a loaded model (`load_model`), or use `Segmenter.load` with a zoo name or path.
+        model: a loaded model (`load_model`), or use `Segmenter.load` with a zoo name or path. A
+            `ModelDescription` (`SegmenterSpec.describe`) makes a segmenter that post-processes raw outputs
+            made elsewhere but cannot run the model itself.
         classes: keep only these classes, as ids or names of the model's label map (None keeps all). Unknown
             names raise `LabelMapError` here, before any picture is run.
         min_score: keep instances scoring at least this.
@@ -40,7 +49,7 @@ class Segmenter:
 
     def __init__(
         self,
-        model: SegmentationModel,
+        model: LoadedModel | ModelDescription,
         classes: Iterable[int | str] | None = None,
         min_score: float = DEFAULT_MIN_SCORE,
         mask_threshold: float = DEFAULT_MASK_THRESHOLD,
@@ -69,9 +78,10 @@ class Segmenter:
         weights (docs/MATTERPORT.md). `options` are the constructor's: `classes`, `min_score`, `mask_threshold`,
         `bgr`.
         """
-        loaded = open_model(model, models_dir, label_map=label_map, backend=backend,
-                            matterport_config=matterport_config)
-        return cls(loaded, **options)
+        bgr = options.pop("bgr", False)
+        spec = SegmenterSpec(model, models_dir, label_map, backend=backend, matterport_config=matterport_config,
+                             **options)
+        return spec.load(bgr=bgr)
 
     @property
     def name(self) -> str:
@@ -146,8 +156,59 @@ class Segmenter:
         )
 
 
+@dataclass(frozen=True)
+class SegmenterSpec:
+    """A model and its filters as plain data: what a `Segmenter` is built from (small and picklable).
+
+    `model` is a zoo name or alias (downloaded once into `models_dir`) or a path; `label_map` overrides the
+    model's; `classes` keeps only these ids or names; `backend` picks the engine (docs/PERFORMANCE.md);
+    `matterport_config` is a matterport `.h5` model's preset, config file or mapping (docs/MATTERPORT.md).
+    """
+
+    model: str | Path = DEFAULT_MODEL
+    models_dir: str | Path | None = None
+    label_map: LabelMap | str | Path | None = None
+    classes: tuple[int | str, ...] | None = None
+    min_score: float = DEFAULT_MIN_SCORE
+    mask_threshold: float = DEFAULT_MASK_THRESHOLD
+    backend: str = "tensorflow"
+    matterport_config: Any = None
+
+    def __post_init__(self) -> None:
+        if self.classes is not None and not isinstance(self.classes, tuple):
+            object.__setattr__(self, "classes", tuple(self.classes))
+
+    @classmethod
+    def from_args(cls, args: Any, model: str | Path | None = None) -> SegmenterSpec:
+        """The spec `apps.cli.add_model_arguments` declares, from parsed arguments (`model` overrides
+        `args.model`, for a repeated --model); `--classes` is comma-separated ids or names."""
+        classes = None if args.classes is None else tuple(split_classes(args.classes))
+        return cls(args.model if model is None else model, args.models_dir, args.label_map, classes,
+                   args.min_score, args.mask_threshold, args.backend, args.matterport_config)
+
+    def load(self, bgr: bool = False) -> Segmenter:
+        """The model loaded on the chosen back end, with the filters; unknown classes raise `LabelMapError` here,
+        before any picture is read."""
+        model = load_model(self.model, self.models_dir, label_map=self.label_map, backend=self.backend,
+                           matterport_config=self.matterport_config)
+        return Segmenter(model, self.classes, self.min_score, self.mask_threshold, bgr)
+
+    def describe(self) -> Segmenter:
+        """A segmenter on the model's description, without loading it (no TensorFlow): its name, label map,
+        settings and post-processing are the loaded model's, for a driver and its writers. The model is found
+        (or downloaded) and unknown classes are refused, as `load` does."""
+        path = find_model(self.model, self.models_dir)
+        description = describe_model(path, self.label_map, self.matterport_config)
+        return Segmenter(description, self.classes, self.min_score, self.mask_threshold)
+
+
+def split_classes(text: str) -> list[str]:
+    """'person, dog,,1' -> ['person', 'dog', '1']."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
 def run_inference_for_single_image(
-    model: SegmentationModel,
+    model: LoadedModel,
     image: np.ndarray,
     class_ids: Iterable[int | str] | None = None,
     min_score: float = DEFAULT_MIN_SCORE,

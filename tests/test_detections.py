@@ -115,7 +115,7 @@ def test_data_of_the_wrong_length_is_refused_naming_the_key():
 
 
 def test_to_coco_is_the_coco_module_entries():
-    from object_detection_utils.io.coco import decode_mask, detections_to_coco
+    from object_detection_utils.coco_format import decode_mask, detections_to_coco
 
     detections = _three()
     entries = detections.to_coco(12)

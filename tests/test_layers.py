@@ -1,4 +1,19 @@
-"""The package's layers: no module imports, directly or through others, a module that imports it back."""
+"""The package's layers: each module imports only its own layer and those below it, and no module imports,
+directly or through others, a module that imports it back.
+
+    layer        modules                                                    may import
+    foundation   errors                                                     -
+    io           io.*  (files, pictures, video, locks)                      foundation
+    core         masks, label_map, coco_format, model_contract, detections,  io, foundation
+                 postprocess, evaluation, shapes, visualization.*
+    models       models.*  (finding, describing, loading, engines)           core, io, foundation
+    predictor    predictor, dataset_predictions                             models and below
+    training     training.*                                                 predictor and below
+    apps         apps.*  (the commands and their pipelines)                 training and below
+    package      object_detection_utils (__init__: the public names)        everything
+
+The root scripts sit above it all and only call a command of apps/.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +25,20 @@ from pathlib import Path
 import object_detection_utils
 
 PACKAGE = object_detection_utils.__name__
+REPO = Path(__file__).resolve().parents[1]
+
+LAYERS = ("foundation", "io", "core", "models", "predictor", "training", "apps", "package")
+# Module (or package prefix) -> layer; the longest matching prefix wins.
+LAYER_OF = {
+    "errors": "foundation",
+    "io": "io",
+    "masks": "core", "label_map": "core", "coco_format": "core", "model_contract": "core", "detections": "core",
+    "postprocess": "core", "evaluation": "core", "shapes": "core", "visualization": "core",
+    "models": "models",
+    "predictor": "predictor", "dataset_predictions": "predictor",
+    "training": "training",
+    "apps": "apps",
+}
 
 
 def _modules() -> dict[str, Path]:
@@ -111,7 +140,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_the_graph_sees_top_level_function_level_and_relative_imports():
     graph = import_graph()
-    assert {f"{PACKAGE}.models.catalogue", f"{PACKAGE}.models.loading", f"{PACKAGE}.errors"} <= (
+    assert {f"{PACKAGE}.models.catalogue", f"{PACKAGE}.models.dispatch", f"{PACKAGE}.errors"} <= (
         graph[f"{PACKAGE}.models.download"])
     assert f"{PACKAGE}.models.download" in graph[f"{PACKAGE}.models.zoo"]
     assert f"{PACKAGE}.models" not in graph[f"{PACKAGE}.models.zoo"]  # its own package ran before it
@@ -129,3 +158,58 @@ def test_cycles_are_found_through_function_level_imports():
 def test_no_import_cycles():
     found = cycles(import_graph())
     assert not found, "import cycles: " + "; ".join(" <-> ".join(c) for c in found)
+
+
+def layer(module: str) -> str:
+    """The layer of a module of the package (AssertionError for one the table does not place)."""
+    if module == PACKAGE:
+        return "package"
+    parts = module.removeprefix(f"{PACKAGE}.").split(".")
+    for i in range(len(parts), 0, -1):
+        found = LAYER_OF.get(".".join(parts[:i]))
+        if found:
+            return found
+    raise AssertionError(f"{module} is in no layer: add it to LAYER_OF in tests/test_layers.py")
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    """'a (layer) -> b (layer)' for each import of a module from a higher layer, sorted."""
+    rank = {name: i for i, name in enumerate(LAYERS)}
+    found = []
+    for module, imported in graph.items():
+        for target in imported:
+            if rank[layer(target)] > rank[layer(module)]:
+                found.append(f"{module} ({layer(module)}) -> {target} ({layer(target)})")
+    return sorted(found)
+
+
+def test_every_module_has_a_layer():
+    for module in import_graph():
+        assert layer(module) in LAYERS
+
+
+def test_upward_imports_are_found():
+    graph = {f"{PACKAGE}.io.images": {f"{PACKAGE}.errors"}, f"{PACKAGE}.masks": {f"{PACKAGE}.models.zoo"},
+             f"{PACKAGE}.models.zoo": {f"{PACKAGE}.apps.cli", f"{PACKAGE}.masks"}, f"{PACKAGE}.errors": set()}
+    assert upward_imports(graph) == [
+        f"{PACKAGE}.masks (core) -> {PACKAGE}.models.zoo (models)",
+        f"{PACKAGE}.models.zoo (models) -> {PACKAGE}.apps.cli (apps)",
+    ]
+
+
+def test_no_module_imports_from_a_higher_layer():
+    found = upward_imports(import_graph())
+    assert not found, "imports from a higher layer:\n" + "\n".join(found)
+
+
+def test_root_scripts_only_call_a_command():
+    """The scripts at the repository's root are shims: they import one command module of apps/ and nothing else of
+    the package."""
+    scripts = sorted(REPO.glob("instance_segmentation*.py"))
+    assert len(scripts) >= 4
+    for script in scripts:
+        tree = ast.parse(script.read_text(encoding="utf-8"))
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+        imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        ours = {name for name in imported if name.split(".")[0] == PACKAGE}
+        assert len(ours) == 1 and next(iter(ours)).startswith(f"{PACKAGE}.apps."), (script.name, ours)

@@ -104,8 +104,8 @@ def test_the_log_level_is_set_at_the_first_tensorflow_import_and_a_users_own_win
         "import os, sys\n"
         "import instance_segmentation, instance_segmentation_images\n"
         "print(os.environ.get('TF_CPP_MIN_LOG_LEVEL'), 'tensorflow' in sys.modules)\n"
-        "from object_detection_utils.models.loading import load_model\n"
-        "load_model(sys.argv[1], warm_up=False)\n"
+        "from object_detection_utils.models.loading import load_local_model\n"
+        "load_local_model(sys.argv[1], warm_up=False)\n"
         "print(os.environ.get('TF_CPP_MIN_LOG_LEVEL'))\n"
     )
     for env, expected in ((user_env(), "None False\n3\n"), (user_env(TF_CPP_MIN_LOG_LEVEL="1"), "1 False\n1\n")):

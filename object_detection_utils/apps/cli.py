@@ -12,13 +12,13 @@ from ..detections import Detections
 from ..errors import InstanceSegmentationError
 from ..io.images import DEFAULT_MAX_PIXELS
 from ..models.backends import BACKENDS
-from ..models.zoo import DEFAULT_MODEL, format_model_table, list_models, open_model, resolve_models_dir
-from ..postprocess import DEFAULT_MASK_THRESHOLD, DEFAULT_MIN_SCORE
-from ..predictor import Segmenter
+from ..models.zoo import format_model_table, list_models, resolve_models_dir
+from ..predictor import Segmenter, SegmenterSpec
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, several_models: bool = False) -> None:
-    """--model, --models-dir, --list-models, --label-map, --classes, --min-score, --mask-threshold, --backend.
+    """--model, --models-dir, --list-models, --label-map, --classes, --min-score, --mask-threshold, --backend,
+    --matterport-config: a `SegmenterSpec` (`SegmenterSpec.from_args` reads them back), with its defaults.
 
     With `several_models`, --model may be repeated and `args.model` is a list (None when not given).
     """
@@ -27,9 +27,9 @@ def add_model_arguments(parser: argparse.ArgumentParser, several_models: bool = 
                   "matterport Mask_RCNN .h5")
     if several_models:
         group.add_argument("--model", action="append", default=None,
-                           help=f"{model_help}; repeat to compare models (default: {DEFAULT_MODEL})")
+                           help=f"{model_help}; repeat to compare models (default: {SegmenterSpec.model})")
     else:
-        group.add_argument("--model", default=DEFAULT_MODEL, help=f"{model_help} (default: %(default)s)")
+        group.add_argument("--model", default=SegmenterSpec.model, help=f"{model_help} (default: %(default)s)")
     group.add_argument("--models-dir", type=Path, default=None,
                        help="folder holding models by name, where zoo models are downloaded to "
                             "(default: $INSTANCE_SEGMENTATION_MODELS_DIR, else the cache's models/)")
@@ -39,11 +39,11 @@ def add_model_arguments(parser: argparse.ArgumentParser, several_models: bool = 
                        help="a .pbtxt label map (default: the model folder's, else COCO)")
     group.add_argument("--classes", default=None,
                        help="keep only these classes: comma-separated ids or names, e.g. 'person,dog' or '1,18'")
-    group.add_argument("--min-score", type=float, default=DEFAULT_MIN_SCORE,
+    group.add_argument("--min-score", type=float, default=SegmenterSpec.min_score,
                        help="keep instances scoring at least this (default: %(default)s)")
-    group.add_argument("--mask-threshold", type=float, default=DEFAULT_MASK_THRESHOLD,
+    group.add_argument("--mask-threshold", type=float, default=SegmenterSpec.mask_threshold,
                        help="mask pixels above this are set (default: %(default)s)")
-    group.add_argument("--backend", choices=BACKENDS, default="tensorflow",
+    group.add_argument("--backend", choices=BACKENDS, default=SegmenterSpec.backend,
                        help="the engine: OpenVINO runs a model only where it converts and finds the same "
                             "instances as TensorFlow, else TensorFlow runs it after one line; auto uses OpenVINO "
                             "when installed (default: %(default)s; see docs/PERFORMANCE.md)")
@@ -65,11 +65,7 @@ def segmenter_from_args(args: argparse.Namespace, model: str | Path | None = Non
 
     The class filter is checked against the model's label map right away, before any picture is read.
     """
-    spec = args.model if model is None else model
-    loaded = open_model(spec, args.models_dir, label_map=args.label_map, backend=args.backend,
-                        matterport_config=args.matterport_config)
-    classes = None if args.classes is None else split_classes(args.classes)
-    return Segmenter(loaded, classes=classes, min_score=args.min_score, mask_threshold=args.mask_threshold)
+    return SegmenterSpec.from_args(args, model).load()
 
 
 def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
@@ -79,10 +75,6 @@ def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argpa
         print(format_model_table(list_models(args.models_dir), resolve_models_dir(args.models_dir)))
         parser.exit(0)
     return args
-
-
-def split_classes(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 def format_detections(source: str, detections: Detections) -> list[str]:

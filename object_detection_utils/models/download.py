@@ -30,7 +30,7 @@ from ..io.atomic import TEMP_SUFFIX, atomic_directory, is_temp_name, write_bytes
 from ..io.locks import file_lock
 from .archive import extract_archive
 from .catalogue import ZooModel
-from .loading import is_model_folder
+from .dispatch import is_model_folder
 
 CHUNK_BYTES = 1 << 20
 TIMEOUT_SECONDS = 30

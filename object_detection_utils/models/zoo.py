@@ -15,7 +15,9 @@ from .backends import accelerate, check_backend
 from .cache import MODELS_DIR_ENV, default_models_dir
 from .catalogue import CATALOGUE, ZooModel, catalogued, close_matches
 from .download import fetch_model
-from .loading import MATTERPORT_SUFFIXES, SegmentationModel, load_model
+from ..model_contract import LoadedModel
+from .dispatch import MATTERPORT_SUFFIXES
+from .loading import load_local_model
 
 DEFAULT_MODEL = "mask_rcnn_inception_v2_coco_2018_01_28"
 
@@ -25,7 +27,7 @@ def resolve_models_dir(models_dir: str | Path | None = None) -> Path:
     return Path(models_dir).expanduser() if models_dir else default_models_dir()
 
 
-def local_copy(name: str, folder: Path) -> Path | None:
+def models_dir_copy(name: str, folder: Path) -> Path | None:
     """`<folder>/<name>/` or `<folder>/<name>.tar.gz` (or .tgz, .tar) when one is there."""
     for candidate in (folder / name, *(folder / f"{name}{suffix}" for suffix in ARCHIVE_SUFFIXES)):
         if candidate.exists():
@@ -49,7 +51,7 @@ def find_model(spec: str | Path, models_dir: str | Path | None = None, download:
     entry = catalogued(name)
     where = resolve_models_dir(models_dir)
     for candidate_name in dict.fromkeys([entry.name if entry else name, name]):
-        found = local_copy(candidate_name, where)
+        found = models_dir_copy(candidate_name, where)
         if found is not None:
             return found
     if entry is None:
@@ -67,14 +69,14 @@ def find_model(spec: str | Path, models_dir: str | Path | None = None, download:
     return fetch_model(entry, where)
 
 
-def open_model(
+def load_model(
     spec: str | Path = DEFAULT_MODEL,
     models_dir: str | Path | None = None,
     label_map: LabelMap | str | Path | None = None,
     warm_up: bool = True,
     backend: str = "tensorflow",
     matterport_config: Any = None,
-) -> SegmentationModel:
+) -> LoadedModel:
     """Load a model by zoo name (downloaded once into the models folder) or by path (folder, `.pb`, `.tar.gz`,
     or a matterport `.h5` with its `matterport_config`: preset name, file, mapping or None to infer it).
 
@@ -89,7 +91,7 @@ def open_model(
     engine = None if backend == "tensorflow" else functools.partial(accelerate, backend=backend)
     path = find_model(spec, models_dir)
     try:
-        return load_model(path, label_map=label_map, warm_up=warm_up, engine=engine,
+        return load_local_model(path, label_map=label_map, warm_up=warm_up, engine=engine,
                           matterport_config=matterport_config)
     except ModelLoadError as error:
         entry = catalogued(str(spec))
@@ -123,7 +125,7 @@ def list_models(models_dir: str | Path | None = None) -> list[CachedModel]:
     folder = resolve_models_dir(models_dir)
     rows = []
     for model in CATALOGUE.values():
-        path = local_copy(model.name, folder)
+        path = models_dir_copy(model.name, folder)
         rows.append(CachedModel(model, path, _size_on_disk(path) if path else 0))
     return rows
 

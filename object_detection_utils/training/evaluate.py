@@ -9,7 +9,7 @@ from pycocotools.coco import COCO
 
 from ..dataset_predictions import predict_annotated_pictures
 from ..evaluation import evaluate_results
-from ..models.loading import SegmentationModel
+from ..model_contract import LoadedModel
 from ..predictor import Segmenter
 from .tfrecords import CocoDataset
 
@@ -23,7 +23,7 @@ class Validation:
     ground_truth: COCO
 
 
-def validate(model: SegmentationModel, dataset: CocoDataset, image_ids: list[int] | None = None,
+def validate(model: LoadedModel, dataset: CocoDataset, image_ids: list[int] | None = None,
              min_score: float = 0.05, progress: bool = True) -> Validation:
     """Run `model` over `image_ids` of `dataset` (default: all) and measure mask and box AP, AP50, AP75.
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from ..errors import InstanceSegmentationError
 from ..io.atomic import atomic_directory, check_writable
 from ..label_map import LabelMap
-from .config import OPTIONS_FILE, TrainOptions, experiment_config
+from ..models.export_options import OPTIONS_FILE, TrainOptions, experiment_config
 
 LABEL_MAP_FILE = "label_map.pbtxt"
 
@@ -59,19 +59,19 @@ def zoo_signature_module(options: TrainOptions, model=None):
 
 
 def in_memory_model(options: TrainOptions, model, label_map: LabelMap, name: str = "training"):
-    """The Keras model being trained, as a `SegmentationModel` with the export's signature: validation without
+    """The Keras model being trained, as a `LoadedModel` with the export's signature: validation without
     exporting."""
     import numpy as np
     import tensorflow as tf
 
-    from ..models.loading import SegmentationModel
+    from ..model_contract import LoadedModel
 
     module = zoo_signature_module(options, model)  # kept alive by `run`: its bound `detect` holds a weak reference
 
     def run(images: np.ndarray) -> dict[str, np.ndarray]:
         return {key: value.numpy() for key, value in module.detect(tf.constant(images)).items()}
 
-    return SegmentationModel(name=name, source=Path(name), kind="saved_model", label_map=label_map, has_masks=True,
+    return LoadedModel(name=name, source=Path(name), kind="saved_model", label_map=label_map, has_masks=True,
                              _run=run)
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from ..errors import InstanceSegmentationError, first_line
 from ..label_map import LabelMap
 from .checkpoints import catalogued_checkpoint, fetch_checkpoint, is_url
-from .config import OPTIONS_FILE, TrainOptions, backbone_depth, experiment_config
+from ..models.export_options import OPTIONS_FILE, TrainOptions, backbone_depth, experiment_config
 from .export import LABEL_MAP_FILE
 from .train import latest_checkpoint
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..io.atomic import write_bytes_atomic, write_text_atomic
 from ..label_map import LabelMap
-from .config import TrainOptions, backbone_depth
+from ..models.export_options import TrainOptions, backbone_depth
 
 README_FILE = "README.md"
 EXAMPLES_DIR = "examples"

@@ -12,7 +12,7 @@ from tqdm import tqdm
 from ..errors import DatasetError, InstanceSegmentationError
 from ..io.atomic import remove_stale_temp_files, write_text_atomic
 from ..label_map import LabelMap
-from .config import TrainOptions
+from ..models.export_options import TrainOptions
 from .init_checkpoint import InitSource, check_fits, restore_initial_weights
 from .tfrecords import CocoDataset, write_tfrecord
 
@@ -65,7 +65,7 @@ def run_training(split: Split, options: TrainOptions, label_map: LabelMap, model
     pictures) mask and box AP, AP50, AP75. The export gets a README.md model card (model_card.py) with these
     figures and up to three validation pictures, with what the model finds on them.
     """
-    from ..models.loading import load_model
+    from ..models.loading import load_local_model
     from .evaluate import validate
     from .export import LABEL_MAP_FILE, export_saved_model
     from .model_card import model_card, pick_examples, write_model_card
@@ -101,7 +101,7 @@ def run_training(split: Split, options: TrainOptions, label_map: LabelMap, model
                "losses": {k: round(v, 4) for k, v in result.final_losses.items()}, "export": str(export_dir)}
     examples = []
     if split.validation_ids:
-        validation = validate(load_model(export_dir), split.validation, split.validation_ids, progress=progress)
+        validation = validate(load_local_model(export_dir), split.validation, split.validation_ids, progress=progress)
         summary["validation_pictures"] = len(split.validation_ids)
         summary.update({k: round(v, 4) for k, v in validation.scores.items()})
         examples = pick_examples(validation.ground_truth, validation.predictions, label_map)
@@ -118,7 +118,7 @@ def _validation_logger(split: Split, options: TrainOptions, label_map: LabelMap,
     from .export import in_memory_model
 
     log = model_dir / VALIDATION_LOG
-    wrapped = {}  # the model as a SegmentationModel, built (and its signature traced) once
+    wrapped = {}  # the model as a LoadedModel, built (and its signature traced) once
 
     def evaluate(model, step: int, seconds: float) -> None:
         if "model" not in wrapped:

@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from ..errors import InstanceSegmentationError
 from ..io.atomic import write_text_atomic
-from .config import OPTIONS_FILE, TrainOptions, experiment_config
+from ..models.export_options import OPTIONS_FILE, TrainOptions, experiment_config
 
 # Changing these between runs would not fit the saved weights.
 MODEL_SHAPING_FIELDS = ("num_classes", "backbone", "input_size", "heads")

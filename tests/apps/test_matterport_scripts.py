@@ -14,7 +14,7 @@ from pycocotools import mask as mask_utils
 import instance_segmentation
 import instance_segmentation_images
 from object_detection_utils import Segmenter, read_image
-from object_detection_utils.apps.batch.ray_job import ModelSpec
+from object_detection_utils.predictor import SegmenterSpec
 from object_detection_utils.models.matterport import load_matterport
 from object_detection_utils.models.matterport.preprocessing import paste_masks
 
@@ -131,11 +131,11 @@ def test_a_config_that_does_not_fit_is_one_line(run_headless, matterport_weights
     assert not [p for p in (tmp_path / "out").glob("*") if not p.name.startswith(".")]  # only its lock file
 
 
-def test_the_ray_jobs_model_card_pastes_and_names_as_matterport(matterport_weights, matterport_config_file):
-    card = ModelSpec(str(matterport_weights), matterport_config=str(matterport_config_file)).card()
+def test_the_described_model_pastes_and_names_as_matterport(matterport_weights, matterport_config_file):
+    card = SegmenterSpec(str(matterport_weights), matterport_config=str(matterport_config_file)).describe()
     assert card.model.paste_masks is paste_masks
     assert [card.label_map.name(i) for i in range(1, 5)] == list(NAMES)
-    unnamed = ModelSpec(str(matterport_weights)).card()
+    unnamed = SegmenterSpec(str(matterport_weights)).describe()
     assert unnamed.label_map.name(3) == "class 3"
 
 
@@ -203,5 +203,5 @@ def test_without_class_names_a_label_map_beside_the_h5_names_the_classes(matterp
     folder.mkdir()
     (folder / "mask_rcnn_parts.h5").symlink_to(matterport_weights)
     (folder / "parts_label_map.pbtxt").write_text('item { id: 1 name: "bolt" }\nitem { id: 2 name: "nut" }\n')
-    label_map = ModelSpec(str(folder / "mask_rcnn_parts.h5")).card().label_map  # the library's own rule
+    label_map = SegmenterSpec(str(folder / "mask_rcnn_parts.h5")).describe().label_map  # the library's own rule
     assert [label_map.name(i) for i in (1, 2, 3)] == ["bolt", "nut", "class 3"]

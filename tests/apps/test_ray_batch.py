@@ -170,10 +170,11 @@ def test_the_ray_run_gives_the_local_runs_results_on_a_matterport_h5(ray_cluster
 
 
 def test_the_actors_run_the_model_on_the_back_end_asked_for(ray_cluster, tiny_frozen_dir, tmp_path):
-    from object_detection_utils.apps.batch.ray_job import ModelSpec, run_ray_batch
+    from object_detection_utils.apps.batch.ray_job import run_ray_batch
+    from object_detection_utils.predictor import SegmenterSpec
 
     lines: list[str] = []
-    report = run_ray_batch(ModelSpec(str(tiny_frozen_dir), backend="tensorflow"),
+    report = run_ray_batch(SegmenterSpec(str(tiny_frozen_dir), backend="tensorflow"),
                            find_pictures([make_pictures(tmp_path / "pictures", broken=False)], recursive=True),
                            BatchOptions(output_dir=tmp_path / "out"), progress=False, log=lines.append)
     assert report.done == len(PICTURES)
@@ -181,10 +182,11 @@ def test_the_actors_run_the_model_on_the_back_end_asked_for(ray_cluster, tiny_fr
 
 
 def test_an_unknown_back_end_is_refused_before_ray_runs(ray_cluster, tiny_frozen_dir, tmp_path):
-    from object_detection_utils.apps.batch.ray_job import ModelSpec, run_ray_batch
+    from object_detection_utils.apps.batch.ray_job import run_ray_batch
+    from object_detection_utils.predictor import SegmenterSpec
 
     with pytest.raises(ModelLoadError, match=r"^unknown back end 'cuda': choose auto, tensorflow, openvino, "):
-        run_ray_batch(ModelSpec(str(tiny_frozen_dir), backend="cuda"), [], BatchOptions(output_dir=tmp_path / "out"),
+        run_ray_batch(SegmenterSpec(str(tiny_frozen_dir), backend="cuda"), [], BatchOptions(output_dir=tmp_path / "out"),
                       progress=False)
     assert not (tmp_path / "out").exists()
 
@@ -195,10 +197,11 @@ def test_an_unknown_back_end_is_refused_before_ray_runs(ray_cluster, tiny_frozen
                     reason="Model Garden is not installed (the train extra)")
 def test_the_actors_run_our_export_on_openvino_converted_and_gated_once(ray_cluster, trained_model_dir, tmp_path,
                                                                         monkeypatch):
-    from object_detection_utils.apps.batch.ray_job import ModelSpec, run_ray_batch
+    from object_detection_utils.apps.batch.ray_job import run_ray_batch
+    from object_detection_utils.predictor import SegmenterSpec
 
     pictures, out, lines = trained_model_dir / "examples", tmp_path / "ray", []
-    report = run_ray_batch(ModelSpec(str(trained_model_dir), backend="openvino"), find_pictures([pictures]),
+    report = run_ray_batch(SegmenterSpec(str(trained_model_dir), backend="openvino"), find_pictures([pictures]),
                            BatchOptions(output_dir=out, masks=True, coco_json=out / "results.json",
                                         summary=out / "summary.csv"), progress=False, log=lines.append)
     assert (report.done, report.failed) == (len(list(pictures.iterdir())), 0)
@@ -279,13 +282,14 @@ def dead(pid: int) -> bool:
 
 def start_job(model_dir: Path, pictures: Path, out: Path, stop: threading.Event | None = None
               ) -> tuple[threading.Thread, dict]:
-    from object_detection_utils.apps.batch.ray_job import ModelSpec, run_ray_batch
+    from object_detection_utils.apps.batch.ray_job import run_ray_batch
+    from object_detection_utils.predictor import SegmenterSpec
 
     result: dict = {}
 
     def job() -> None:
         result["report"] = run_ray_batch(
-            ModelSpec(str(model_dir)), find_pictures([pictures]),
+            SegmenterSpec(str(model_dir)), find_pictures([pictures]),
             BatchOptions(output_dir=out, coco_json=out / "results.json"), progress=False, stop=stop,
             log=lambda line: None)
 

@@ -26,7 +26,7 @@ from object_detection_utils.models import backends
 from object_detection_utils.models.backends import conversion, gate
 from object_detection_utils.models.backends.convert_child import FAULT_ENV
 from object_detection_utils.models.cache import cache_dir
-from object_detection_utils.models.zoo import DEFAULT_MODEL, open_model
+from object_detection_utils.models.zoo import DEFAULT_MODEL, load_model
 
 needs_openvino = pytest.mark.skipif(importlib.util.find_spec("openvino") is None,
                                     reason="OpenVINO is not installed (pip install -e '.[openvino]')")
@@ -64,7 +64,7 @@ def child_runs(monkeypatch) -> list[Path]:
 
 
 def test_tensorflow_backend_runs_the_models_own_graph(tiny_frozen_dir, caplog):
-    default, chosen = open_model(tiny_frozen_dir), open_model(tiny_frozen_dir, backend="tensorflow")
+    default, chosen = load_model(tiny_frozen_dir), load_model(tiny_frozen_dir, backend="tensorflow")
     assert default.backend == chosen.backend == "tensorflow"
     for name, value in default.predict(PICTURE).items():
         np.testing.assert_array_equal(chosen.predict(PICTURE)[name], value)
@@ -74,25 +74,25 @@ def test_tensorflow_backend_runs_the_models_own_graph(tiny_frozen_dir, caplog):
 
 def test_unknown_backend_is_refused_by_name(tiny_frozen_dir):
     with pytest.raises(ModelLoadError, match="unknown back end 'cuda': choose auto, tensorflow, openvino"):
-        open_model(tiny_frozen_dir, backend="cuda")
+        load_model(tiny_frozen_dir, backend="cuda")
 
 
 def test_auto_without_openvino_runs_on_tensorflow_after_one_line(tiny_saved_dir, monkeypatch, caplog):
     monkeypatch.setattr(conversion, "engine_version", lambda: None)
-    model = open_model(tiny_saved_dir, backend="auto")
+    model = load_model(tiny_saved_dir, backend="auto")
     assert model.backend == "tensorflow"
     assert model.predict(PICTURE)["num_detections"].tolist() == [tiny_model.NUM_DETECTIONS]
     assert _warnings(caplog) == [(f"back end: OpenVINO is not installed ({backends.INSTALL_HINT}); "
                                   f"{tiny_saved_dir.name} runs on TensorFlow")]
     with pytest.raises(ModelLoadError, match=r"--backend openvino: OpenVINO is not installed \(pip install"):
-        open_model(tiny_saved_dir, backend="openvino")
+        load_model(tiny_saved_dir, backend="openvino")
 
 
 def test_a_refused_backend_leaves_a_zoo_models_copy_alone(tmp_path, monkeypatch):
     monkeypatch.setattr(conversion, "engine_version", lambda: None)
     copy = tiny_model.build_frozen_graph(tmp_path / DEFAULT_MODEL)
     with pytest.raises(ModelLoadError, match="OpenVINO is not installed"):
-        open_model(DEFAULT_MODEL, tmp_path, backend="openvino")
+        load_model(DEFAULT_MODEL, tmp_path, backend="openvino")
     assert (copy / "frozen_inference_graph.pb").is_file()  # not moved aside as "damaged"
 
 
@@ -100,7 +100,7 @@ def test_a_refused_backend_leaves_a_zoo_models_copy_alone(tmp_path, monkeypatch)
 def test_engine_crash_while_converting_falls_back_with_one_line(tiny_frozen_dir, fake_engine, monkeypatch, caplog,
                                                                 fault, signal_name):
     monkeypatch.setenv(FAULT_ENV, fault)
-    model = open_model(tiny_frozen_dir, backend="openvino")
+    model = load_model(tiny_frozen_dir, backend="openvino")
     assert model.backend == "tensorflow"
     assert model.predict(PICTURE)["num_detections"].tolist() == [tiny_model.NUM_DETECTIONS]
     reason = f"the engine crashed ({signal_name}) while converting"
@@ -112,11 +112,11 @@ def test_engine_crash_while_converting_falls_back_with_one_line(tiny_frozen_dir,
 
 def test_conversion_is_cached_by_model_digest(tmp_path, fake_engine, child_runs):
     folder = tiny_model.build_frozen_graph(tmp_path / "model")
-    open_model(folder, backend="auto")
-    open_model(folder, backend="auto")
+    load_model(folder, backend="auto")
+    load_model(folder, backend="auto")
     assert len(child_runs) == 1  # the second load found the (failed) conversion in the cache
     tiny_model.build_frozen_graph(folder, with_masks=False)  # same path, other content
-    open_model(folder, backend="auto")
+    load_model(folder, backend="auto")
     assert len(child_runs) == 2
     assert len(list((cache_dir() / "openvino").iterdir())) == 2
 
@@ -260,12 +260,12 @@ def _combined_nms_saved_model(folder: Path) -> Path:
 @needs_openvino
 def test_zoo_structures_convert_whole_or_fall_back_cleanly(tmp_path, caplog):
     while_loops = _while_loop_frozen_graph(tmp_path / "tf1_while_nms")
-    model, reference = open_model(while_loops, backend="openvino"), open_model(while_loops)
+    model, reference = load_model(while_loops, backend="openvino"), load_model(while_loops)
     assert model.backend == "openvino f32"  # OpenVINO converts v1 while loops with NMS inside, and the gate agrees
     for name, value in reference.predict(PICTURE).items():
         np.testing.assert_allclose(model.predict(PICTURE)[name], value, atol=1e-6)
     combined = _combined_nms_saved_model(tmp_path / "tf2_combined_nms")
-    model = open_model(combined, backend="openvino")
+    model = load_model(combined, backend="openvino")
     assert model.backend == "tensorflow"
     assert model.predict(PICTURE)["num_detections"].tolist() == [4.0]
     assert _warnings(caplog) == [("back end: OpenVINO f32 cannot run tf2_combined_nms (conversion failed: No "
@@ -279,7 +279,7 @@ def converted_shapes(tmp_path_factory):
     cache = tmp_path_factory.mktemp("openvino_cache")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("INSTANCE_SEGMENTATION_CACHE", str(cache))
-        model = open_model(SHAPES_MODEL, backend="openvino")
+        model = load_model(SHAPES_MODEL, backend="openvino")
     (entry,) = (cache / "openvino").iterdir()
     return model, cache, entry
 
@@ -293,13 +293,13 @@ def test_our_export_runs_its_heavy_parts_on_openvino_with_the_same_masks(convert
     verdict = json.loads((entry / "gate.json").read_text())
     assert verdict["passed"] and verdict["matched"] > 0 and verdict["worst"]["mask_iou"] >= 0.99
     assert {p.name for p in entry.iterdir()} >= {"dense.xml", "box_head.xml", "mask_head.xml", "glue", "key.json"}
-    reference = open_model(SHAPES_MODEL)
+    reference = load_model(SHAPES_MODEL)
     picture = (np.random.default_rng(5).integers(0, 255, (128, 128, 3))).astype(np.uint8)
     expected, found = reference.predict(picture), model.predict(picture)
     np.testing.assert_array_equal(found["detection_classes"], expected["detection_classes"])
     np.testing.assert_allclose(found["detection_scores"], expected["detection_scores"], atol=1e-4)
     monkeypatch.setenv("INSTANCE_SEGMENTATION_CACHE", str(cache))
-    assert open_model(SHAPES_MODEL, backend="openvino").backend == "openvino f32"
+    assert load_model(SHAPES_MODEL, backend="openvino").backend == "openvino f32"
     assert child_runs == []  # converted and gated once
 
 
@@ -314,7 +314,7 @@ def test_gate_fails_a_deliberately_perturbed_converted_part(converted_shapes):
     runner = ExportRunner(entry, "f32")
     exact = runner.part_callables()
     pictures = gate_pictures("export")[:2]
-    reference = open_model(SHAPES_MODEL).predict_batch
+    reference = load_model(SHAPES_MODEL).predict_batch
     tolerance = gate.TOLERANCES["f32"]
     assert gate.run_gate(reference, lambda images: runner(images, exact), pictures, tolerance).passed
 

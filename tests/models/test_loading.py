@@ -15,7 +15,7 @@ import tiny_model
 
 from object_detection_utils import load_model
 from object_detection_utils.errors import ModelLoadError
-from object_detection_utils.models.loading import load_model as load_model_path
+from object_detection_utils.models.loading import load_local_model
 
 
 def _check_outputs(model, height=30, width=40):
@@ -108,7 +108,7 @@ def test_explicit_label_map_wins(tiny_frozen_dir, tmp_path):
 
 def test_missing_path_is_one_clear_error(tmp_path):
     with pytest.raises(ModelLoadError, match="no such model file or folder"):
-        load_model_path(tmp_path / "nowhere")
+        load_local_model(tmp_path / "nowhere")
 
 
 def test_folder_without_a_model(tmp_path):

@@ -19,8 +19,8 @@ from zoo_server import ZooServer, tar_gz
 
 from object_detection_utils.errors import InstanceSegmentationError, NoConnection
 from object_detection_utils.label_map import LabelMap
-from object_detection_utils.training.config import TrainOptions
-from object_detection_utils.training.shapes import SHAPE_CLASSES, shape_classes, write_shapes_dataset
+from object_detection_utils.models.export_options import TrainOptions
+from object_detection_utils.shapes import SHAPE_CLASSES, shape_classes, write_shapes_dataset
 
 TINY = {"backbone": "resnet10", "input_size": 64, "batch_size": 2, "warmup_steps": 1, "checkpoint_every": 1}
 OTHER = shape_classes(["star", "cross"])  # another task: two classes instead of three
@@ -37,7 +37,7 @@ def tf():
 def build_model(options: TrainOptions):
     from official.vision.tasks.maskrcnn import MaskRCNNTask
 
-    from object_detection_utils.training.config import experiment_config
+    from object_detection_utils.models.export_options import experiment_config
 
     return MaskRCNNTask(experiment_config(options).task).build_model()
 

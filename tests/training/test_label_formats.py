@@ -534,7 +534,7 @@ def test_unusable_paths_are_one_line_errors(tmp_path):
 
 def _shapes_labels(root: Path, kind: str) -> Path:
     """Six generated shapes pictures with their exact instances, labelled as `kind` writes them; the --labels path."""
-    from object_detection_utils.training.shapes import SHAPE_CLASSES, random_shapes_picture
+    from object_detection_utils.shapes import SHAPE_CLASSES, random_shapes_picture
 
     rng = np.random.default_rng(5)
     pictures = []

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from object_detection_utils.errors import InstanceSegmentationError
-from object_detection_utils.training.config import OPTIONS_FILE, TrainOptions, experiment_config
+from object_detection_utils.models.export_options import OPTIONS_FILE, TrainOptions, experiment_config
 
 
 def test_new_options_are_cpu_friendly_and_round_trip(tmp_path):

@@ -30,7 +30,7 @@ from tqdm import tqdm
 from ...errors import ImageReadError, first_line
 from ...io.atomic import remove_stale_temp_files
 from ...io.images import DEFAULT_MAX_PIXELS, read_image
-from ...models.loading import RawOutputs
+from ...model_contract import RawOutputs
 from ...predictor import Segmenter
 from .inputs import Picture
 from .journal import JOURNAL_NAME, Journal

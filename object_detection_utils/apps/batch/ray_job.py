@@ -22,7 +22,7 @@ import os
 import pickle
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -31,15 +31,8 @@ import numpy as np
 
 from ...errors import ImageReadError, InstanceSegmentationError, ModelLoadError, first_line
 from ...io.atomic import remove_stale_temp_files
-from ...label_map import LabelMap
-from ...masks import reframe_box_masks
-from ...models.archive import ARCHIVE_SUFFIXES, extract_archive_cached
 from ...models.backends import check_backend
-from ...models.loading import MATTERPORT_SUFFIXES, MaskPaster, matterport_label_map, model_name, resolve_label_map
-from ...models.matterport import MatterportConfig
-from ...models.matterport.preprocessing import paste_masks as matterport_paste_masks
-from ...models.zoo import find_model, open_model
-from ...predictor import Segmenter
+from ...predictor import Segmenter, SegmenterSpec
 from .inputs import Picture
 from .journal import JOURNAL_NAME, Journal
 from .output_folder import claim_output_folder
@@ -61,73 +54,60 @@ _NO_IMAGE = np.zeros((1, 1, 3), np.uint8)  # the image column of a row whose pic
 
 def connect(address: str | None = None, num_cpus: int | None = None) -> None:
     """Join the Ray cluster at `address` (`auto`, `ray://host:10001`, `host:6379`), or `RAY_ADDRESS`, or start a
-    local one (with `num_cpus` logical CPUs, default all). Ray's usage statistics are switched off first, always.
-    Does nothing when Ray is already initialised in this process."""
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # read by ray.init and the processes it starts
+    local one (with `num_cpus` logical CPUs, default all). Ray's usage statistics are switched off, always, for
+    Ray and the processes it starts; the caller's environment is left as it was. Does nothing when Ray is already
+    initialised in this process."""
+    with _environment(RAY_USAGE_STATS_ENABLED="0"):  # read by ray.init and the processes it starts
+        try:
+            import ray
+            import ray.data  # the data extra
+        except ImportError:
+            raise InstanceSegmentationError(INSTALL_HINT) from None
+        if ray.is_initialized():
+            return
+        local = address is None and not os.environ.get("RAY_ADDRESS")
+        try:  # "local" starts a new instance, where None would join a cluster that `ray start` left on this machine
+            ray.init(address="local" if local else address, num_cpus=num_cpus if local else None,
+                     include_dashboard=False if local else None, logging_level="WARNING")
+        except ConnectionError as error:
+            raise InstanceSegmentationError(
+                f"cannot join the Ray cluster at {address or os.environ.get('RAY_ADDRESS')}: {error}") from None
+
+
+@contextlib.contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    """These environment variables set for the block, then as they were."""
+    previous = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
     try:
-        import ray
-        import ray.data  # the data extra
-    except ImportError:
-        raise InstanceSegmentationError(INSTALL_HINT) from None
-    if ray.is_initialized():
-        return
-    local = address is None and not os.environ.get("RAY_ADDRESS")
-    try:  # "local" starts a new instance, where None would join a cluster that `ray start` left on this machine
-        ray.init(address="local" if local else address, num_cpus=num_cpus if local else None,
-                 include_dashboard=False if local else None, logging_level="WARNING")
-    except ConnectionError as error:
-        raise InstanceSegmentationError(f"cannot join the Ray cluster at {address or os.environ.get('RAY_ADDRESS')}: "
-                                        f"{error}") from None
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """The model and filters as the command line gives them: what each actor loads (picklable, small)."""
+@contextlib.contextmanager
+def _data_context(progress: bool) -> Iterator[Any]:
+    """Ray Data's process-wide context set for one run (records in input order, as the local run's journal; the
+    progress bars as asked), then as it was."""
+    import ray.data
 
-    model: str
-    models_dir: str | None = None
-    label_map: str | None = None
-    classes: tuple[str, ...] | None = None
-    min_score: float = 0.5
-    mask_threshold: float = 0.5
-    backend: str = "tensorflow"  # the engine each actor runs the model on (models/backends)
-    matterport_config: str | None = None  # a matterport .h5 model's preset or config file
-
-    def load(self) -> Segmenter:
-        """The model itself, with its filters, on the chosen back end (in an actor; actors of one machine convert
-        a model for another engine once, under the conversion cache's lock)."""
-        model = open_model(self.model, self.models_dir, label_map=self.label_map, backend=self.backend,
-                           matterport_config=self.matterport_config)
-        return Segmenter(model, classes=self.classes, min_score=self.min_score, mask_threshold=self.mask_threshold)
-
-    def card(self) -> Segmenter:
-        """A Segmenter without the graph, for the driver and the writing tasks: its settings, label map and
-        post-processing are the loaded model's, but it cannot run (no TensorFlow is imported)."""
-        path = find_model(self.model, self.models_dir)
-        if path.is_file() and path.name.lower().endswith(MATTERPORT_SUFFIXES):
-            config = None if self.matterport_config is None else MatterportConfig.load(self.matterport_config)
-            label_map = matterport_label_map(self.label_map, path, config and config.CLASS_NAMES)
-            card = ModelCard(model_name(path), label_map, matterport_paste_masks)
-        else:
-            archive = path.is_file() and path.name.lower().endswith(ARCHIVE_SUFFIXES)
-            source = extract_archive_cached(path) if archive else path
-            card = ModelCard(model_name(path), resolve_label_map(self.label_map, source))
-        return Segmenter(card, classes=self.classes, min_score=self.min_score, mask_threshold=self.mask_threshold)
-
-
-@dataclass(frozen=True)
-class ModelCard:
-    """What a Segmenter reads of its model besides running it: the name, the label map, the mask pasting."""
-
-    name: str
-    label_map: LabelMap
-    paste_masks: MaskPaster = reframe_box_masks
+    context = ray.data.DataContext.get_current()
+    previous = context.execution_options.preserve_order, context.enable_progress_bars
+    context.execution_options.preserve_order, context.enable_progress_bars = True, progress
+    try:
+        yield context
+    finally:
+        context.execution_options.preserve_order, context.enable_progress_bars = previous
 
 
 class ModelActor:
     """One model per actor, loaded once; raw outputs (pickled) for each picture of a batch."""
 
-    def __init__(self, spec: ModelSpec, settings: dict[str, Any]) -> None:
+    def __init__(self, spec: SegmenterSpec, settings: dict[str, Any]) -> None:
         self.segmenter = spec.load()
         if self.segmenter.settings != settings:
             raise ModelLoadError(f"the model loaded on this worker ({self.segmenter.settings}) is not the one the "
@@ -217,8 +197,22 @@ def _check_room(actors: int) -> None:
             "pictures: use fewer --ray-actors, or give the nodes more CPUs (ray start --num-cpus)")
 
 
+@dataclass(frozen=True)
+class _RayJob:
+    """What one `run_ray_batch` call was given, with the driver's segmenter (`SegmenterSpec.describe`)."""
+
+    spec: SegmenterSpec
+    segmenter: Segmenter
+    pictures: Sequence[Picture]
+    options: BatchOptions
+    actors: int | None
+    progress: bool
+    stop: threading.Event
+    log: Callable[[str], None]
+
+
 def run_ray_batch(
-    model: ModelSpec,
+    model: SegmenterSpec,
     pictures: Sequence[Picture],
     options: BatchOptions,
     actors: int | None = None,
@@ -233,32 +227,20 @@ def run_ray_batch(
     picture; what was recorded is kept and the run files are written, as locally. The local output folder is
     held for the run (`claim_output_folder`); a remote one is not locked: run one job per remote folder.
     """
-    stop = stop or threading.Event()
     check_backend(model.backend)  # an unknown back end, or OpenVINO not installed here: one line, before Ray
-    segmenter = model.card()  # unknown model or class: one line now, before any worker starts
+    segmenter = model.describe()  # unknown model or class: one line now, before any worker starts
+    job = _RayJob(model, segmenter, pictures, options, actors, progress, stop or threading.Event(), log)
     output_dir = options.output_dir
     remote = isinstance(output_dir, RemotePath)
     with contextlib.nullcontext() if remote else claim_output_folder(output_dir):
         if not remote:
             remove_stale_temp_files(output_dir)
         with local_copy(output_dir / JOURNAL_NAME, download=True) as journal_path:
-            journal = Journal(journal_path)
-            return _run(model, segmenter, pictures, options, journal, actors, progress, stop, log)
+            return _run(job, Journal(journal_path))
 
 
-def _run(
-    model: ModelSpec,
-    segmenter: Segmenter,
-    pictures: Sequence[Picture],
-    options: BatchOptions,
-    journal: Journal,
-    actors: int | None,
-    progress: bool,
-    stop: threading.Event,
-    log: Callable[[str], None],
-) -> BatchReport:
-    import ray
-
+def _run(job: _RayJob, journal: Journal) -> BatchReport:
+    segmenter, pictures, options, stop, log = job.segmenter, job.pictures, job.options, job.stop, job.log
     start = time.time()
     report = BatchReport()
     settings = segmenter.settings
@@ -269,24 +251,7 @@ def _run(
     first_model_ready = None
     engines: set[str] = set()
     if todo:
-        context = ray.data.DataContext.get_current()
-        context.execution_options.preserve_order = True  # records in input order: the local run's journal
-        context.enable_progress_bars = progress
-        gpus = 1 if ray.cluster_resources().get("GPU", 0) else 0
-        actors = actors or default_actors()
-        _check_room(actors)
-        dataset = (
-            ray.data.from_items([_row(p) for p in todo],
-                                override_num_blocks=min(-(-len(todo) // PICTURES_PER_BLOCK), MAX_BLOCKS))
-            .map(_decode, fn_kwargs={"max_pixels": options.max_pixels}, num_cpus=TASK_CPUS)
-            .map_batches(ModelActor, fn_constructor_kwargs={"spec": model, "settings": settings}, batch_size=1,
-                         batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors),
-                         num_cpus=1, num_gpus=gpus)
-            .map(_write, fn_kwargs={"segmenter": segmenter, "options": options, "settings": settings},
-                 num_cpus=TASK_CPUS)
-        )
-        rows = dataset.iter_rows()
-        try:
+        with contextlib.closing(_rows(job, todo, settings)) as rows:
             for row in rows:
                 ready = float(row["model_ready"])
                 first_model_ready = ready if first_model_ready is None else min(first_model_ready, ready)
@@ -304,10 +269,6 @@ def _run(
                     log(f"failed: {row['error']}")
                 if stop.is_set() or report.error:
                     break
-        finally:
-            close = getattr(rows, "close", None)
-            if close is not None:
-                close()
     report.interrupted = stop.is_set()
     names = [picture.name for picture in pictures]
     try:
@@ -322,3 +283,31 @@ def _run(
     # The model load is not the pipeline's time, as locally: count from the first model ready (when it came later).
     report.seconds = time.time() - max(start, first_model_ready or start)
     return report
+
+
+def _rows(job: _RayJob, todo: Sequence[Picture], settings: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The pictures `todo` through decoding tasks, the model actors and writing tasks: their rows, in input order."""
+    import ray
+
+    options = job.options
+    with _data_context(job.progress):
+        gpus = 1 if ray.cluster_resources().get("GPU", 0) else 0
+        actors = job.actors or default_actors()
+        _check_room(actors)
+        dataset = (
+            ray.data.from_items([_row(p) for p in todo],
+                                override_num_blocks=min(-(-len(todo) // PICTURES_PER_BLOCK), MAX_BLOCKS))
+            .map(_decode, fn_kwargs={"max_pixels": options.max_pixels}, num_cpus=TASK_CPUS)
+            .map_batches(ModelActor, fn_constructor_kwargs={"spec": job.spec, "settings": settings}, batch_size=1,
+                         batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors),
+                         num_cpus=1, num_gpus=gpus)
+            .map(_write, fn_kwargs={"segmenter": job.segmenter, "options": options, "settings": settings},
+                 num_cpus=TASK_CPUS)
+        )
+        rows = dataset.iter_rows()
+        try:
+            yield from rows
+        finally:
+            close = getattr(rows, "close", None)
+            if close is not None:
+                close()

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from ...io.atomic import atomic_file
-from ...io.coco import coco_image_ids, write_coco_dataset
+from ...coco_format import coco_image_ids
+from ...io.coco import write_coco_dataset
 from ...label_map import LabelMap
 
 Records = Callable[[], Iterable[dict[str, Any]]]  # a fresh stream of journal records on each call

@@ -16,7 +16,8 @@ import logging
 from pathlib import Path
 
 from ...errors import ModelLoadError, first_line
-from ..loading import EngineRun
+from ...model_contract import MASK_OUTPUT, EngineRun, ModelDescription
+from ..export_options import OPTIONS_FILE
 
 log = logging.getLogger(__name__)
 
@@ -45,15 +46,16 @@ def check_backend(backend: str) -> str:
     return backend
 
 
-def accelerate(name: str, source: Path, kind: str, target: Path, backend: str) -> EngineRun | None:
-    """The OpenVINO runner for a located model, or None (after one line saying why) when TensorFlow runs it.
+def accelerate(model: ModelDescription, backend: str) -> EngineRun | None:
+    """The OpenVINO runner for a described model, or None (after one line saying why) when TensorFlow runs it.
 
-    `kind` and `target` are `locate_model`'s. Raises ModelLoadError only for what `check_backend` refuses.
+    Raises ModelLoadError only for what `check_backend` refuses.
     """
     from .conversion import convert, engine_version
 
     if check_backend(backend) == "tensorflow":
         return None
+    name, kind, target = model.name, model.kind, model.target
     version = engine_version()
     if version is None:
         log.warning("back end: OpenVINO is not installed (%s); %s runs on TensorFlow", INSTALL_HINT, name)
@@ -62,7 +64,6 @@ def accelerate(name: str, source: Path, kind: str, target: Path, backend: str) -
     if precision == "bf16" and not cpu_has_bf16():
         log.warning("back end: this CPU has no native bf16 (no avx512_bf16 or amx_bf16): using f32")
         precision = "f32"
-    from ...training.config import OPTIONS_FILE
     from .maskrcnn_parts import is_our_export
 
     if kind == "saved_model" and target.name == "saved_model" and is_our_export(target.parent):
@@ -80,7 +81,7 @@ def accelerate(name: str, source: Path, kind: str, target: Path, backend: str) -
         if conversion_kind == "export":
             return EngineRun(ExportRunner(conversion.entry, precision), True, f"openvino {precision}")
         runner = WholeRunner(conversion.entry, precision)
-        return EngineRun(runner, "detection_masks" in runner.wanted, f"openvino {precision}")
+        return EngineRun(runner, MASK_OUTPUT in runner.wanted, f"openvino {precision}")
     except Exception as error:  # a converted model that passed its gate but no longer loads (a damaged cache)
         log.warning("back end: OpenVINO cannot load the converted %s from %s (%s); it runs on TensorFlow",
                     name, conversion.entry, first_line(error)[:200])

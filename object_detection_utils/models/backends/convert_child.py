@@ -27,7 +27,7 @@ def gate_pictures(kind: str) -> list[np.ndarray]:
     import matplotlib.cbook
 
     from ...io.images import read_image
-    from ...training.shapes import random_shapes_picture
+    from ...shapes import random_shapes_picture
 
     rng = np.random.default_rng(2)
     sizes = [(128, 128), (128, 128), (480, 640)] if kind == "export" else [(480, 640)]
@@ -39,7 +39,7 @@ def gate_pictures(kind: str) -> list[np.ndarray]:
 
 def convert_and_gate(source: Path, kind: str, precision: str, out: Path) -> dict:
     """Convert, then gate against the same model in TensorFlow; the `gate.json` contents."""
-    from ..loading import load_model
+    from ..loading import load_local_model
     from .gate import TOLERANCES, relative_error, run_gate
     from .openvino_engine import ExportRunner, WholeRunner, convert_export, convert_whole
 
@@ -64,7 +64,7 @@ def convert_and_gate(source: Path, kind: str, precision: str, out: Path) -> dict
         convert_whole(source, kind, out)
         candidate, errors = WholeRunner(out, precision), None
     seconds = time.perf_counter() - start
-    reference = load_model(source, warm_up=False)
+    reference = load_local_model(source, warm_up=False)
     result = run_gate(reference.predict_batch, candidate, gate_pictures(kind), TOLERANCES[precision],
                       None if errors is None else (lambda: errors))
     return {**result.to_dict(), "conversion_seconds": round(seconds, 2)}

@@ -18,7 +18,7 @@ import numpy as np
 from ...detections import Detections
 from ...label_map import LabelMap
 from ...postprocess import detections_from_outputs
-from ..loading import RawOutputs
+from ...model_contract import RawOutputs
 
 GATE_MIN_SCORE = 0.3
 

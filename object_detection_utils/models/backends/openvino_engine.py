@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..loading import FROZEN_INPUT, MASK_OUTPUT, REQUIRED_OUTPUTS, RawOutputs
+from ...model_contract import FROZEN_INPUT, MASK_OUTPUT, REQUIRED_OUTPUTS, RawOutputs
 from ..tensorflow_runtime import import_tensorflow
 
 HEAVY_PARTS = ("dense", "box_head", "mask_head")
@@ -97,7 +97,7 @@ def named_outputs(compiled, *inputs: np.ndarray) -> dict[str, np.ndarray]:
 
 
 class ExportRunner:
-    """An export run with its heavy parts in OpenVINO and the rest in TensorFlow (a `SegmentationModel._run`)."""
+    """An export run with its heavy parts in OpenVINO and the rest in TensorFlow (a `LoadedModel._run`)."""
 
     def __init__(self, entry: Path, precision: str) -> None:
         tf = import_tensorflow()  # imported quietly, as for the TensorFlow back end
@@ -122,7 +122,7 @@ class ExportRunner:
 
 
 class WholeRunner:
-    """A whole converted zoo model (a `SegmentationModel._run`)."""
+    """A whole converted zoo model (a `LoadedModel._run`)."""
 
     def __init__(self, entry: Path, precision: str) -> None:
         ov = import_openvino()

@@ -231,6 +231,6 @@ def paste_masks(
     """(N, H, W) bool picture masks from (N, mh, mw) box masks and (N, 4) normalised boxes, as matterport's
     unmold_mask on the pixel boxes round(box * (H, W, H, W)).
 
-    The `SegmentationModel.paste_masks` of matterport models (models/loading.py)."""
+    The `LoadedModel.paste_masks` of matterport models (models/dispatch.py)."""
     pixel_boxes = np.round(np.asarray(boxes, np.float64) * [height, width, height, width]).astype(np.int64)
     return paste_pixel_masks(box_masks, pixel_boxes, height, width, threshold)

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from ...io.coco import encode_mask
+from ...coco_format import encode_mask
 
 TOLERANCE = 1.0  # pixels a point may lie outside the picture (rounding, a click on the border) before it is an error
 _ROTATED_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height

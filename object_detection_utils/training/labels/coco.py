@@ -15,7 +15,7 @@ from typing import Any
 from pycocotools import mask as mask_utils
 
 from ...errors import DatasetError
-from ...io.coco import decode_mask
+from ...coco_format import decode_mask
 from ...io.json_files import read_json
 from .builder import DatasetBuilder, Part, pick_images_folder, rectangle
 

@@ -1,4 +1,8 @@
-"""Training options, and the Model Garden `maskrcnn_resnetfpn_coco` experiment they turn into."""
+"""Our exports' options file (`training_options.json`): the training options every export carries, and the Model
+Garden `maskrcnn_resnetfpn_coco` experiment they turn into.
+
+The contract between training (which writes it) and the back ends (which rebuild an export's model from it);
+Model Garden is imported only by `experiment_config`."""
 
 from __future__ import annotations
 

@@ -18,9 +18,10 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ..errors import InstanceSegmentationError
-from ..io.coco import annotations_from_masks, write_coco_dataset
-from ..io.images import write_image
+from .coco_format import annotations_from_masks
+from .errors import InstanceSegmentationError
+from .io.coco import write_coco_dataset
+from .io.images import write_image
 
 SHAPE_CLASSES: dict[int, str] = {1: "circle", 2: "square", 3: "triangle"}
 SHAPE_KINDS = ("circle", "square", "triangle", "star", "cross", "ring")

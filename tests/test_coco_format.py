@@ -8,14 +8,14 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from object_detection_utils.detections import Detections
-from object_detection_utils.io.coco import (
+from object_detection_utils.coco_format import (
     annotations_from_masks,
     coco_image_ids,
     decode_mask,
     detections_to_coco,
     encode_mask,
-    write_coco_dataset,
 )
+from object_detection_utils.io.coco import write_coco_dataset
 
 
 def _masks() -> np.ndarray:
