@@ -20,6 +20,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..predictor import SegmenterSpec
 from . import cli
 from .batch import BatchOptions, BatchReport, find_pictures, run_batch, stop_on_interrupt
 from .batch.output_folder import claim_output_folder
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def main_ray(args: argparse.Namespace) -> int:
     """The same run on Ray Data (object_detection_utils/apps/batch/ray_job.py)."""
-    from .batch.ray_job import ModelSpec, connect, run_ray_batch
+    from .batch.ray_job import connect, run_ray_batch
 
     pictures = find_pictures_anywhere(input_specs(args), recursive=args.recursive, exclude=args.output)
     if not pictures:
@@ -111,10 +112,8 @@ def main_ray(args: argparse.Namespace) -> int:
     if not is_remote(args.output):
         with claim_output_folder(args.output):
             pass
-    spec = ModelSpec(args.model, args.models_dir and str(args.models_dir), args.label_map and str(args.label_map),
-                     args.classes and tuple(cli.split_classes(args.classes)), args.min_score, args.mask_threshold,
-                     args.backend, args.matterport_config)
-    name = spec.card().name  # an unknown model or class: one line, before Ray starts
+    spec = SegmenterSpec.from_args(args)
+    name = spec.describe().name  # an unknown model or class: one line, before Ray starts
     connect(args.ray or None)
     with stop_on_interrupt() as stop:
         report = run_ray_batch(spec, pictures, batch_options(args), actors=args.ray_actors,
