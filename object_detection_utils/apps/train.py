@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -190,9 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.init_checkpoint:
         from ..training.init_checkpoint import resolve_init_source
 
-        init = resolve_init_source(args.init_checkpoint)
+        init = dataclasses.replace(resolve_init_source(args.init_checkpoint), scope=args.init_scope)
     summary = run_training(split, options, label_map, args.model_dir, args.export or args.model_dir / "export",
-                           init=init, init_scope=args.init_scope, validate_every=args.validate_every)
+                           init=init, validate_every=args.validate_every)
     print(json.dumps(summary))
     return 0
 

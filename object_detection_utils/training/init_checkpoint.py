@@ -41,6 +41,7 @@ class InitSource:
     label_map: LabelMap | None = None  # its classes, when known
     backbone_only: bool = False  # only its backbone fits a Mask R-CNN (ImageNet classifiers, RetinaNets)
     backbone: str = ""  # its backbone when there are no options, e.g. "resnet50" for catalogued checkpoints
+    scope: str = "all"  # what a run restores from it: "all" that fits, or only the "backbone"
 
     @property
     def known_backbone(self) -> str:

@@ -55,10 +55,10 @@ def options_for(dataset: CocoDataset, **choices) -> tuple[TrainOptions, LabelMap
 
 def run_training(split: Split, options: TrainOptions, label_map: LabelMap, model_dir: str | Path,
                  export_dir: str | Path, progress: bool = True, init: InitSource | None = None,
-                 init_scope: str = "all", validate_every: int = 0) -> dict:
+                 validate_every: int = 0) -> dict:
     """Convert, train, export to `export_dir`, then evaluate the export on the validation pictures.
 
-    A fresh run starts from `init`'s weights (init_checkpoint.py; `init_scope` "all" or "backbone") if given.
+    A fresh run starts from `init`'s weights (init_checkpoint.py; `init.scope` "all" or "backbone") if given.
     With `validate_every`, the model being trained is also measured on the validation pictures every that
     many steps, each result a line of MODEL_DIR/validation.jsonl (step, training seconds so far, AP figures).
     Returns a summary: steps, training seconds, final losses, export path and (if there are validation
@@ -76,7 +76,7 @@ def run_training(split: Split, options: TrainOptions, label_map: LabelMap, model
     remove_stale_temp_files(model_dir)  # a killed run's half-written TFRecord, which can be large
     write_text_atomic(model_dir / LABEL_MAP_FILE, label_map.to_pbtxt())  # for `export` later
     if init is not None:
-        check_fits(init, options, init_scope)  # before the conversion, which can take a while
+        check_fits(init, options, init.scope)  # before the conversion, which can take a while
     records = model_dir / "data" / "train.tfrecord"
     write_tfrecord(split.train, records, split.train_ids, progress=progress)
     initialise = None
@@ -84,7 +84,7 @@ def run_training(split: Split, options: TrainOptions, label_map: LabelMap, model
         options = dataclasses.replace(options, init_checkpoint=init.description)
 
         def initialise(model) -> str:
-            restored = restore_initial_weights(model, init, options, label_map, init_scope)
+            restored = restore_initial_weights(model, init, options, label_map, init.scope)
             tqdm.write(f"initialised {restored} from {init.description}")
             return restored
 
