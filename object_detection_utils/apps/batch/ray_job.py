@@ -37,7 +37,7 @@ from .inputs import Picture
 from .journal import JOURNAL_NAME, Journal
 from .output_folder import claim_output_folder
 from .pipeline import BatchOptions, BatchReport, finish_picture, output_error, pictures_to_do
-from .remote_files import RemotePath, local_copy, read_picture
+from .remote_files import RemotePath, read_picture, written_locally
 from .run_files import write_coco_json, write_summary
 
 INSTALL_HINT = 'the --ray option needs Ray: pip install "instance-segmentation[ray]" (or pip install -e ".[ray]")'
@@ -235,7 +235,7 @@ def run_ray_batch(
     with contextlib.nullcontext() if remote else claim_output_folder(output_dir):
         if not remote:
             remove_stale_temp_files(output_dir)
-        with local_copy(output_dir / JOURNAL_NAME, download=True) as journal_path:
+        with written_locally(output_dir / JOURNAL_NAME, download=True) as journal_path:
             return _run(job, Journal(journal_path))
 
 
@@ -273,10 +273,10 @@ def _run(job: _RayJob, journal: Journal) -> BatchReport:
     names = [picture.name for picture in pictures]
     try:
         if options.coco_json is not None and report.error is None:
-            with local_copy(options.coco_json) as path:
+            with written_locally(options.coco_json) as path:
                 write_coco_json(path, lambda: journal.records(names), segmenter.label_map)
         if options.summary is not None and report.error is None:
-            with local_copy(options.summary) as path:
+            with written_locally(options.summary) as path:
                 write_summary(path, lambda: journal.records(names), report.failures)
     except OSError as error:
         report.error = f"{error.filename}: {error.strerror}"

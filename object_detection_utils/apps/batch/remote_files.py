@@ -235,7 +235,7 @@ def read_picture(source: Path | RemotePath, max_pixels: int) -> np.ndarray:
 
 
 @contextlib.contextmanager
-def local_copy(path: Path | RemotePath, download: bool = False) -> Iterator[Path]:
+def written_locally(path: Path | RemotePath, download: bool = False) -> Iterator[Path]:
     """A local path standing for `path`: `path` itself when local; for a remote file a temporary file
     (holding its current content with `download`, when there is one) that is uploaded when the block ends,
     whether or not it ended with an error, so that what was written there is kept."""
