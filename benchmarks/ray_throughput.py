@@ -119,7 +119,8 @@ def run_variant(variant: str, model_path: Path, folder: Path, limit: int | None,
         if variant == "local":
             report = run_batch(Segmenter(load_model(model_path)), pictures, options, progress=False)
         else:
-            from object_detection_utils.apps.batch.ray_job import connect, run_ray_batch
+            from object_detection_utils.apps.batch.ray_cluster import connect
+            from object_detection_utils.apps.batch.ray_job import run_ray_batch
 
             memory = PeakMemory(everyone=address is not None)
             connect(address)

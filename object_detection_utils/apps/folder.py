@@ -104,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def main_ray(args: argparse.Namespace) -> int:
     """The same run on Ray Data (object_detection_utils/apps/batch/ray_job.py)."""
-    from .batch.ray_job import connect, run_ray_batch
+    from .batch.ray_cluster import connect
+    from .batch.ray_job import run_ray_batch
 
     pictures = find_pictures_anywhere(input_specs(args), recursive=args.recursive, exclude=args.output)
     if not pictures:

@@ -61,13 +61,17 @@ def ray_cluster(s3_server, tmp_path_factory) -> Path:
     """A local Ray with 2 CPUs, shared by the module's tests (started after the S3 server, so that its
     workers get the server's address); its workers' cache folder (conversions), away from the user's."""
     ray = pytest.importorskip("ray", reason='--ray needs Ray: pip install -e ".[ray]"')
-    from object_detection_utils.apps.batch.ray_job import connect
+    from object_detection_utils.apps.batch.ray_cluster import connect
 
     workers_cache = tmp_path_factory.mktemp("ray_workers_cache")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("INSTANCE_SEGMENTATION_CACHE", str(workers_cache))  # inherited by the workers Ray starts
+        patch.setenv("RAY_USAGE_STATS_ENABLED", "1")  # a user's own setting: left as it was in this process,
         connect(num_cpus=2)
-    assert os.environ["RAY_USAGE_STATS_ENABLED"] == "0"
+        assert os.environ["RAY_USAGE_STATS_ENABLED"] == "1"
+    # ... while the processes Ray started (its head's usage reporter among them) run with usage statistics off
+    started_with = ray.get(ray.remote(lambda: os.environ.get("RAY_USAGE_STATS_ENABLED")).options(num_cpus=0).remote())
+    assert started_with == "0"
     yield workers_cache
     ray.shutdown()
 
@@ -173,12 +177,18 @@ def test_the_actors_run_the_model_on_the_back_end_asked_for(ray_cluster, tiny_fr
     from object_detection_utils.apps.batch.ray_job import run_ray_batch
     from object_detection_utils.predictor import SegmenterSpec
 
+    import ray.data
+
+    context = ray.data.DataContext.get_current()
+    before = context.execution_options.preserve_order, context.enable_progress_bars
     lines: list[str] = []
     report = run_ray_batch(SegmenterSpec(str(tiny_frozen_dir), backend="tensorflow"),
                            find_pictures([make_pictures(tmp_path / "pictures", broken=False)], recursive=True),
                            BatchOptions(output_dir=tmp_path / "out"), progress=False, log=lines.append)
     assert report.done == len(PICTURES)
     assert lines == ["model actors: tiny_tf1_coco runs on tensorflow"]
+    context = ray.data.DataContext.get_current()  # the job set its own order and bars for the run, then put them back
+    assert (context.execution_options.preserve_order, context.enable_progress_bars) == before
 
 
 def test_an_unknown_back_end_is_refused_before_ray_runs(ray_cluster, tiny_frozen_dir, tmp_path):

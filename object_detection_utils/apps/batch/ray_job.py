@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import pickle
 import threading
 import time
@@ -29,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import ImageReadError, InstanceSegmentationError, ModelLoadError, first_line
+from ...errors import ImageReadError, ModelLoadError, first_line
 from ...io.atomic import remove_stale_temp_files
 from ...models.backends import check_backend
 from ...predictor import Segmenter, SegmenterSpec
@@ -37,56 +36,16 @@ from .inputs import Picture
 from .journal import JOURNAL_NAME, Journal
 from .output_folder import claim_output_folder
 from .pipeline import BatchOptions, BatchReport, finish_picture, output_error, pictures_to_do
+from .ray_cluster import TASK_CPUS, check_room, default_actors
 from .remote_files import RemotePath, read_picture, written_locally
 from .run_files import write_coco_json, write_summary
 
-INSTALL_HINT = 'the --ray option needs Ray: pip install "instance-segmentation[ray]" (or pip install -e ".[ray]")'
-# Decoding and writing are light next to the model: two such tasks per logical CPU. Asking for another amount
-# than the model actors also keeps Ray Data from fusing decoding into the actors, where it would stall the model.
-TASK_CPUS = 0.5
 # Pictures per block, the unit of a task: a few, so that Ray's cost per task is shared (a block per picture
 # halves the throughput of a 60 ms model on 2 cores), and not many, so that a block's pictures stay small in
 # memory and the stages overlap.
 PICTURES_PER_BLOCK = 8
 MAX_BLOCKS = 10_000  # the driver holds a reference per input block; Ray Data splits big blocks' outputs itself
 _NO_IMAGE = np.zeros((1, 1, 3), np.uint8)  # the image column of a row whose picture could not be read
-
-
-def connect(address: str | None = None, num_cpus: int | None = None) -> None:
-    """Join the Ray cluster at `address` (`auto`, `ray://host:10001`, `host:6379`), or `RAY_ADDRESS`, or start a
-    local one (with `num_cpus` logical CPUs, default all). Ray's usage statistics are switched off, always, for
-    Ray and the processes it starts; the caller's environment is left as it was. Does nothing when Ray is already
-    initialised in this process."""
-    with _environment(RAY_USAGE_STATS_ENABLED="0"):  # read by ray.init and the processes it starts
-        try:
-            import ray
-            import ray.data  # the data extra
-        except ImportError:
-            raise InstanceSegmentationError(INSTALL_HINT) from None
-        if ray.is_initialized():
-            return
-        local = address is None and not os.environ.get("RAY_ADDRESS")
-        try:  # "local" starts a new instance, where None would join a cluster that `ray start` left on this machine
-            ray.init(address="local" if local else address, num_cpus=num_cpus if local else None,
-                     include_dashboard=False if local else None, logging_level="WARNING")
-        except ConnectionError as error:
-            raise InstanceSegmentationError(
-                f"cannot join the Ray cluster at {address or os.environ.get('RAY_ADDRESS')}: {error}") from None
-
-
-@contextlib.contextmanager
-def _environment(**values: str) -> Iterator[None]:
-    """These environment variables set for the block, then as they were."""
-    previous = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in previous.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 @contextlib.contextmanager
@@ -174,27 +133,6 @@ def _write(row: dict[str, Any], segmenter: Segmenter, options: BatchOptions, set
         stops_run, message = output_error(picture, error, options.output_dir)
         return {**result, "error": message, "stops_run": stops_run}
     return {**result, "record": json.dumps(record, separators=(",", ":"))}
-
-
-def default_actors() -> int:
-    """One model actor per GPU of the cluster, else one per node that has a CPU to spare for decoding and
-    writing besides the actor's (TensorFlow uses all of a node's cores)."""
-    import ray
-
-    gpus = int(ray.cluster_resources().get("GPU", 0))
-    return gpus or max(1, sum(1 for node in ray.nodes() if node["Alive"] and node["Resources"].get("CPU", 0) >= 2))
-
-
-def _check_room(actors: int) -> None:
-    """Each model actor holds one logical CPU: some must be left for the decoding and writing tasks, or the job
-    would wait forever."""
-    import ray
-
-    cpus = ray.cluster_resources().get("CPU", 0)
-    if cpus - actors < TASK_CPUS:
-        raise InstanceSegmentationError(
-            f"{actors} model actor(s) take all {cpus:g} CPUs of the Ray cluster, leaving none to decode and write "
-            "pictures: use fewer --ray-actors, or give the nodes more CPUs (ray start --num-cpus)")
 
 
 @dataclass(frozen=True)
@@ -293,7 +231,7 @@ def _rows(job: _RayJob, todo: Sequence[Picture], settings: dict[str, Any]) -> It
     with _data_context(job.progress):
         gpus = 1 if ray.cluster_resources().get("GPU", 0) else 0
         actors = job.actors or default_actors()
-        _check_room(actors)
+        check_room(actors)
         dataset = (
             ray.data.from_items([_row(p) for p in todo],
                                 override_num_blocks=min(-(-len(todo) // PICTURES_PER_BLOCK), MAX_BLOCKS))
