@@ -79,12 +79,12 @@ def run_variant(variant: str, model_path: Path, folder: Path, limit: int | None)
                 model.predict(image)
             seconds = time.perf_counter() - start
         else:
-            from object_detection_utils.apps.batch import BatchOptions, Picture, run_batch
+            from object_detection_utils.apps.batch import BatchOptions, Picture, PipelineOptions, run_batch
 
             with tempfile.TemporaryDirectory() as out:
                 options = BatchOptions(output_dir=Path(out), coco_json=Path(out) / "results.json")
                 pictures = [Picture(path, path.name) for path in files]
-                report = run_batch(Segmenter(model), pictures, options, progress=False)
+                report = run_batch(Segmenter(model), pictures, options, PipelineOptions(progress=False))
                 if report.done != len(files):
                     raise SystemExit(f"batch did {report.done} of {len(files)} pictures: {report.failures[:3]}")
                 seconds = report.seconds

@@ -67,7 +67,7 @@ def picture_folder(kind: str, count: int, into: Path) -> Path:
 def run_variant(model_path: Path, backend: str, folder: Path, ap_dataset: Path | None) -> dict:
     sys.path.insert(0, str(REPO))
     from object_detection_utils import Segmenter, load_model, read_image
-    from object_detection_utils.apps.batch import BatchOptions, Picture, run_batch
+    from object_detection_utils.apps.batch import BatchOptions, Picture, PipelineOptions, run_batch
     from object_detection_utils.models.cache import cache_dir
 
     files = sorted(folder.iterdir())
@@ -81,7 +81,8 @@ def run_variant(model_path: Path, backend: str, folder: Path, ap_dataset: Path |
     first = time.perf_counter() - start
     with tempfile.TemporaryDirectory() as out:
         options = BatchOptions(output_dir=Path(out), coco_json=Path(out) / "results.json")
-        report = run_batch(Segmenter(model), [Picture(p, p.name) for p in files], options, progress=False)
+        report = run_batch(Segmenter(model), [Picture(p, p.name) for p in files], options,
+                           PipelineOptions(progress=False))
         throughput = report.done / report.seconds
     result = {"backend": model.backend, "load_s": load, "first_call_s": first, "pictures_per_s": throughput, "peak_rss_mb": peak_rss_mb()}
     gates = [p for p in (cache_dir() / "openvino").glob("*/gate.json") if p.stat().st_mtime >= started]

@@ -109,7 +109,7 @@ def _descends_from(pid: int, ancestor: int) -> bool:
 
 def run_variant(variant: str, model_path: Path, folder: Path, limit: int | None, address: str | None) -> dict:
     from object_detection_utils import load_model
-    from object_detection_utils.apps.batch import BatchOptions, find_pictures, run_batch
+    from object_detection_utils.apps.batch import BatchOptions, PipelineOptions, find_pictures, run_batch
 
     pictures = find_pictures([folder])[:limit]
     wall_start = time.perf_counter()
@@ -117,7 +117,7 @@ def run_variant(variant: str, model_path: Path, folder: Path, limit: int | None,
         options = BatchOptions(output_dir=Path(out), coco_json=Path(out) / "results.json")
         result: dict = {"variant": variant, "pictures": len(pictures)}
         if variant == "local":
-            report = run_batch(Segmenter(load_model(model_path)), pictures, options, progress=False)
+            report = run_batch(Segmenter(load_model(model_path)), pictures, options, PipelineOptions(progress=False))
         else:
             from object_detection_utils.apps.batch.ray_cluster import connect
             from object_detection_utils.apps.batch.ray_job import run_ray_batch

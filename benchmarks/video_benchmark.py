@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from object_detection_utils import load_model  # noqa: E402
-from object_detection_utils.apps.video_segmentation import segment_frames, segment_video  # noqa: E402
+from object_detection_utils.apps.video_segmentation import VideoOptions, segment_frames, segment_video  # noqa: E402
 from object_detection_utils.io.video_sources import Frame, FrameSource, open_source  # noqa: E402
 
 SHARED_VIDEO = REPO.parent / "shared" / "data" / "video" / "car-detection.mp4"
@@ -165,13 +165,14 @@ def ms(values: list[float], q: float | None = None) -> str:
 
 
 def run_every_frame(model, video: Path, frames: int) -> None:
-    summary = segment_video(model, open_source(video), every_frame=True, max_frames=frames, progress=False)
+    options = VideoOptions(every_frame=True, max_frames=frames, progress=False)
+    summary = segment_video(model, open_source(video), options)
     print(f"  every frame     : {summary.frames_processed} frames, {summary.fps:.2f} fps, "
           f"inference {ms(summary.inference_seconds)} ms/frame, end-to-end {1000 / summary.fps:.0f} ms/frame")
 
 
 def run_live(model, video: Path, frames: int) -> None:
-    newest = segment_video(model, open_source(video), max_frames=frames, progress=False)
+    newest = segment_video(model, open_source(video), VideoOptions(max_frames=frames, progress=False))
     source = open_source(video)
     stats: dict = {}
     latencies, start, processed = [], time.monotonic(), 0
@@ -205,7 +206,7 @@ def run_memory(model, video: Path, seconds: float, interval: float) -> None:
             raise KeyboardInterrupt  # the run's own stop path, as Ctrl+C would
 
     before = rss_mib()
-    summary = segment_video(model, LoopingFile(video), on_frame=on_frame, progress=False)
+    summary = segment_video(model, LoopingFile(video), VideoOptions(progress=False), on_frame=on_frame)
     after = rss_mib()
     print(f"  RSS before {before:.0f} MiB; during: "
           + ", ".join(f"{t:.0f}s {r:.0f} MiB (frame {i})" for t, r, i in samples))

@@ -22,11 +22,13 @@ from pathlib import Path
 
 from ..predictor import SegmenterSpec
 from . import cli
-from .batch import BatchOptions, BatchReport, find_pictures, run_batch, stop_on_interrupt
+from .batch import BatchOptions, BatchReport, PipelineOptions, find_pictures, run_batch
 from .batch.output_folder import claim_output_folder
 from .batch.remote_files import find_pictures_anywhere, is_remote, location
+from .interrupts import stop_on_interrupt
 
 DEFAULT_INPUT = "images"
+STOP_NOTICE = "stopping after the pictures in flight (Ctrl+C again to stop now)"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -96,9 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     with claim_output_folder(args.output):  # unwritable or busy: say so before the slow model load
         pass
     segmenter = cli.segmenter_from_args(args)
-    with stop_on_interrupt() as stop:
-        report = run_batch(segmenter, pictures, batch_options(args), readers=args.readers, writers=args.writers,
-                           prefetch=args.prefetch, progress=not args.no_progress, stop=stop)
+    pipeline = PipelineOptions(args.readers, args.writers, args.prefetch, progress=not args.no_progress)
+    with stop_on_interrupt(STOP_NOTICE) as stop:
+        report = run_batch(segmenter, pictures, batch_options(args), pipeline, stop=stop)
     return finish(report, segmenter.name, args)
 
 
@@ -116,7 +118,7 @@ def main_ray(args: argparse.Namespace) -> int:
     spec = SegmenterSpec.from_args(args)
     name = spec.describe().name  # an unknown model or class: one line, before Ray starts
     connect(args.ray or None)
-    with stop_on_interrupt() as stop:
+    with stop_on_interrupt(STOP_NOTICE) as stop:
         report = run_ray_batch(spec, pictures, batch_options(args), actors=args.ray_actors,
                                progress=not args.no_progress, stop=stop,
                                log=lambda line: print(line, file=sys.stderr))
@@ -139,7 +141,7 @@ def batch_options(args: argparse.Namespace) -> BatchOptions:
 def finish(report: BatchReport, model_name: str, args: argparse.Namespace) -> int:
     """Print the summary line and the failures; the exit code."""
     print(f"{report.summary_line()} with {model_name}; outputs in {args.output}", file=sys.stderr)
-    for name, reason in report.failures:
+    for _, reason in report.failures:
         print(f"  failed: {reason}", file=sys.stderr)
     if report.error:
         print(f"error: {report.error}; the finished pictures are kept, run again to resume", file=sys.stderr)

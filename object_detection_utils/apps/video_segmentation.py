@@ -12,10 +12,7 @@ half-written.
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import statistics
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -32,6 +29,7 @@ from ..io.video_sources import Frame, FrameSource, iter_frames
 from ..predictor import Segmenter
 from ..visualization.display import Window, pump_events
 from ..visualization.drawing import draw_caption, draw_detections
+from .interrupts import DeferredInterrupt
 
 FPS_SMOOTHING = 0.2  # weight of the newest frame in the displayed frames-per-second
 
@@ -47,10 +45,16 @@ class SegmentedFrame:
     inference_seconds: float  # model call and post-processing
     fps: float  # processed frames per second, smoothed
 
-    @property
-    def age_at_start(self) -> float:
-        """How old the frame was when inference on it began."""
-        return self.started_at - self.frame.captured_at
+
+@dataclass(frozen=True)
+class VideoOptions:
+    """How a video run takes frames, what it writes and when it stops (the filters are the `Segmenter`'s)."""
+
+    every_frame: bool = False  # each frame of a file in order, instead of the newest one (live)
+    output: str | Path | None = None  # the segmented video
+    json_lines: str | Path | None = None  # one line of COCO results per segmented frame
+    max_frames: int | None = None  # stop after segmenting this many frames
+    progress: bool = True  # a progress bar
 
 
 @dataclass
@@ -119,61 +123,16 @@ def frame_record(result: SegmentedFrame, fps: float) -> dict:
     }
 
 
-class _CtrlC:
-    """Ctrl+C (SIGINT) that interrupts only inside `interruptible()` blocks; elsewhere it is noted in `pressed`
-    and acted on at the next `interruptible()`.
-
-    The handler can only be set on the main thread, and only replaces Python's default one; otherwise Ctrl+C
-    behaves as usual (it interrupts anywhere).
-    """
-
-    def __init__(self) -> None:
-        self.pressed = False
-        self._interruptible = True
-        self._previous = None
-
-    def __enter__(self) -> _CtrlC:
-        if (threading.current_thread() is threading.main_thread()
-                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
-            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
-            self._interruptible = False
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-
-    def _on_sigint(self, signum: int, frame: object) -> None:
-        if self._interruptible:
-            raise KeyboardInterrupt
-        self.pressed = True
-
-    @contextlib.contextmanager
-    def interruptible(self) -> Iterator[None]:
-        if self.pressed:
-            raise KeyboardInterrupt
-        held = not self._interruptible
-        self._interruptible = True
-        try:
-            yield
-        finally:
-            self._interruptible = not held
-
-
 def segment_video(
     segmenter: Segmenter,
     source: FrameSource,
-    every_frame: bool = False,
-    output: str | Path | None = None,
-    json_lines: str | Path | None = None,
+    options: VideoOptions = VideoOptions(),
     window: Window | None = None,
-    max_frames: int | None = None,
-    progress: bool = True,
     on_frame: Callable[[SegmentedFrame, float], None] | None = None,
 ) -> VideoRunSummary:
-    """Segment a source until it ends, the window is closed (q/Esc), Ctrl+C, or `max_frames` are processed.
+    """Segment a source until it ends, the window is closed (q/Esc), Ctrl+C, or `options.max_frames` are processed.
 
-    `every_frame` processes each frame of a file in order; otherwise a reader thread keeps only the newest
+    `options.every_frame` processes each frame of a file in order; otherwise a reader thread keeps only the newest
     frame (a file is then played at its own frame rate, as a camera would deliver it). The output video has
     the source's frame rate and duration: in newest-frame mode each segmented frame is repeated over the
     frames skipped after it. `on_frame(result, shown_at)` is called after each frame is shown and written.
@@ -181,22 +140,23 @@ def segment_video(
     mid-way ends the run with `summary.error` set, and what was written up to then is kept; an output that
     cannot be written (a full disk) ends it the same way, that output is dropped and the other one kept.
     """
+    every_frame, max_frames = options.every_frame, options.max_frames
     if every_frame and source.live:
         source.close()
         raise VideoSourceError(f"{source.name}: --every-frame is for video files; a live source drops frames")
-    with _CtrlC() as ctrl_c:
+    with DeferredInterrupt() as ctrl_c:
         summary = VideoRunSummary(source=source.name)
         reader = None if every_frame else LatestFrameReader(source, pace_fps=None if source.live else source.fps)
         sink: VideoSink | None = None
         lines: JsonLinesSink | None = None
-        bar = tqdm(total=source.frame_count if every_frame else None, unit="frame", disable=not progress,
+        bar = tqdm(total=source.frame_count if every_frame else None, unit="frame", disable=not options.progress,
                    desc=Path(source.name).name if not source.live else source.name)
         start = time.monotonic()
         last_written: SegmentedFrame | None = None
         summary.stop_reason = "end of file" if not source.live else "source ended"
         try:
-            sink = VideoSink(output, source.fps) if output else None
-            lines = JsonLinesSink(json_lines) if json_lines else None
+            sink = VideoSink(options.output, source.fps) if options.output else None
+            lines = JsonLinesSink(options.json_lines) if options.json_lines else None
             results = segment_frames(segmenter, iter_frames(source) if reader is None else reader.start().frames())
             while True:
                 with ctrl_c.interruptible():

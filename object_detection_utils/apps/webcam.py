@@ -19,7 +19,7 @@ from ..io.video_sinks import FOURCC_BY_SUFFIX, check_output_file
 from ..io.video_sources import RECONNECT_ATTEMPTS, STALL_TIMEOUT, open_video_source
 from ..visualization import display
 from . import cli
-from .video_segmentation import segment_video
+from .video_segmentation import VideoOptions, segment_video
 
 
 def _seconds(text: str) -> float:
@@ -73,14 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     except BaseException:
         source.close()
         raise
-    summary = segment_video(
-        segmenter, source,
-        every_frame=args.every_frame,
-        output=args.output,
-        json_lines=args.json_lines,
-        window=window,
-        max_frames=args.max_frames,
-    )
+    options = VideoOptions(every_frame=args.every_frame, output=args.output, json_lines=args.json_lines,
+                           max_frames=args.max_frames)
+    summary = segment_video(segmenter, source, options, window=window)
     print(summary.describe(), file=sys.stderr)
     for path, count in ((args.output, summary.frames_written), (args.json_lines, summary.json_lines_written)):
         if path is not None and count:

@@ -19,7 +19,14 @@ from PIL import Image
 from pycocotools.coco import COCO
 
 from object_detection_utils import Segmenter, load_model, read_image
-from object_detection_utils.apps.batch import JOURNAL_NAME, BatchOptions, Journal, find_pictures, run_batch
+from object_detection_utils.apps.batch import (
+    JOURNAL_NAME,
+    BatchOptions,
+    Journal,
+    PipelineOptions,
+    find_pictures,
+    run_batch,
+)
 from object_detection_utils.apps.batch.output_folder import LOCK_NAME
 from object_detection_utils.io.atomic import is_temp_name
 
@@ -92,7 +99,7 @@ def test_finding_pictures_keeps_picture_suffixes_and_mirrors_subfolders(mixed_fo
 def test_a_mixed_folder_gives_exact_outputs_and_reports_the_bad_files(segmenter, mixed_folder, tmp_path):
     out = tmp_path / "out"
     pictures = find_pictures([mixed_folder], recursive=True)
-    report = run_batch(segmenter, pictures, _options(out), progress=False, log=lambda line: None)
+    report = run_batch(segmenter, pictures, _options(out), PipelineOptions(progress=False), log=lambda line: None)
 
     assert (report.done, report.skipped, report.failed, report.interrupted) == (8, 0, 2, False)
     failures = dict(report.failures)
@@ -145,7 +152,7 @@ def test_a_mixed_folder_gives_exact_outputs_and_reports_the_bad_files(segmenter,
 def test_a_rerun_skips_complete_pictures_and_redoes_changed_or_missing_ones(segmenter, mixed_folder, tmp_path):
     out = tmp_path / "out"
     pictures = find_pictures([mixed_folder], recursive=True)
-    quiet = {"progress": False, "log": lambda line: None}
+    quiet = {"pipeline": PipelineOptions(progress=False), "log": lambda line: None}
     run_batch(segmenter, pictures, _options(out), **quiet)
     stamps = {name: (out / name).stat().st_mtime_ns for name in GOOD}
 

@@ -22,7 +22,7 @@ from PIL import Image
 import instance_segmentation_images
 from object_detection_utils import ModelLoadError, Segmenter, load_model, read_image
 from object_detection_utils.apps import cli
-from object_detection_utils.apps.batch import JOURNAL_NAME, BatchOptions, find_pictures, run_batch
+from object_detection_utils.apps.batch import JOURNAL_NAME, BatchOptions, PipelineOptions, find_pictures, run_batch
 
 # name -> (size (w, h), fill): the tiny model reports row 2 ("car") only on bright pictures.
 PICTURES = {
@@ -90,7 +90,8 @@ def local_run(model_dir: Path, pictures: Path, out: Path, recursive: bool = True
     report = run_batch(Segmenter(load_model(model_dir, backend=backend)),
                        find_pictures([pictures], recursive=recursive),
                        BatchOptions(output_dir=out, masks=True, coco_json=out / "results.json",
-                                    summary=out / "summary.csv"), progress=False, log=lambda line: None)
+                                    summary=out / "summary.csv"), PipelineOptions(progress=False),
+                       log=lambda line: None)
     assert report.done > 0
 
 

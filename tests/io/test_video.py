@@ -23,7 +23,7 @@ import tiny_model
 import instance_segmentation_webcam as webcam
 from object_detection_utils import Segmenter, load_model
 from object_detection_utils.apps import cli
-from object_detection_utils.apps.video_segmentation import segment_video
+from object_detection_utils.apps.video_segmentation import VideoOptions, segment_video
 from object_detection_utils.errors import VideoSourceError, VideoWriteError
 from object_detection_utils.coco_format import decode_mask
 from object_detection_utils.io.frame_reader import LatestFrameReader
@@ -199,17 +199,18 @@ class FakeWindow:
 class InBackground:
     """Runs `segment_video` on a thread, so the test can drive the camera and the model meanwhile."""
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, segmenter, source, **option_fields) -> None:
         self.results: list = []
         self.summary = None
         self._error: BaseException | None = None
-        kwargs.setdefault("on_frame", lambda result, _: self.results.append(result))
-        self._thread = threading.Thread(target=self._run, args=args, kwargs=kwargs, daemon=True)
+        options = VideoOptions(progress=False, **option_fields)
+        self._thread = threading.Thread(target=self._run, args=(segmenter, source, options), daemon=True)
         self._thread.start()
 
-    def _run(self, *args, **kwargs) -> None:
+    def _run(self, segmenter, source, options: VideoOptions) -> None:
         try:
-            self.summary = segment_video(*args, progress=False, **kwargs)
+            self.summary = segment_video(segmenter, source, options,
+                                         on_frame=lambda result, _: self.results.append(result))
         except BaseException as error:  # re-raised on the test's thread by `finish`
             self._error = error
 
@@ -271,7 +272,7 @@ def test_drawn_frames_show_class_coloured_masks_and_the_status_line(tmp_path, ti
     clip = make_video(tmp_path / "clip.avi", [DARK] * 3)
     window = FakeWindow(close_after=99)
     results = []
-    summary = segment_video(tiny, open_source(clip), every_frame=True, window=window, progress=False,
+    summary = segment_video(tiny, open_source(clip), VideoOptions(every_frame=True, progress=False), window=window,
                             on_frame=lambda result, _: results.append(result))
     assert summary.frames_processed == 3 and summary.stop_reason == "end of file"
     assert len(window.shown) == 3 and window.close_calls == 1
@@ -382,7 +383,7 @@ def test_camera_failing_midway_reconnects_a_few_times_then_stops_with_one_line(t
 
     source = ReconnectingSource(opener, attempts=3, delay=0.01, sleep=sleeps.append)
     out, lines = tmp_path / "out.avi", tmp_path / "out.jsonl"
-    summary = segment_video(tiny, source, output=out, json_lines=lines, progress=False)
+    summary = segment_video(tiny, source, VideoOptions(output=out, json_lines=lines, progress=False))
     assert summary.stop_reason == "source failed"
     assert summary.error == ("fake camera: stream dropped and 3 reconnection attempts failed "
                              "(fake camera: unplugged)")
@@ -407,7 +408,7 @@ def test_dropped_stream_that_comes_back_goes_on(tiny):
         return opened[-1]
 
     source = ReconnectingSource(opener, attempts=2, delay=0, sleep=lambda s: None)
-    summary = segment_video(tiny, source, progress=False)
+    summary = segment_video(tiny, source, VideoOptions(progress=False))
     assert source.reconnections == 1
     assert summary.frames_read == 8  # 4 before the drop, 4 after reconnecting
     assert summary.error.startswith("fake camera: stream dropped and 2 reconnection attempts failed")
@@ -418,7 +419,7 @@ def test_window_closed_and_ctrl_c_stop_cleanly_and_finish_the_files(tmp_path, ti
     window = FakeWindow(close_after=3)
     camera = FakeCamera()
     out = tmp_path / "window.avi"
-    summary = segment_video(tiny, camera, window=window, output=out, progress=False)
+    summary = segment_video(tiny, camera, VideoOptions(output=out, progress=False), window=window)
     assert summary.stop_reason == "window closed" and summary.frames_processed == 3
     assert camera.closed and window.close_calls == 1 and out.is_file()
 
@@ -428,8 +429,8 @@ def test_window_closed_and_ctrl_c_stop_cleanly_and_finish_the_files(tmp_path, ti
 
     clip = make_video(tmp_path / "clip.avi", [BRIGHT] * 10)
     out = tmp_path / "interrupted.avi"
-    summary = segment_video(tiny, open_source(clip), every_frame=True, output=out, on_frame=press_ctrl_c,
-                            progress=False)
+    summary = segment_video(tiny, open_source(clip), VideoOptions(every_frame=True, output=out, progress=False),
+                            on_frame=press_ctrl_c)
     assert summary.stop_reason == "Ctrl+C" and summary.error is None
     assert len(read_video(out)[0]) == 3 and no_part_files(tmp_path)
 
@@ -447,7 +448,8 @@ def test_pressing_q_or_esc_in_the_real_window_stops_the_run(tiny, key):
         shown.append(result.frame.index)
 
     shown: list[int] = []
-    summary = segment_video(tiny, camera, window=window, on_frame=press_key_at_third_frame, progress=False)
+    summary = segment_video(tiny, camera, VideoOptions(progress=False), window=window,
+                            on_frame=press_key_at_third_frame)
     assert summary.stop_reason == "window closed" and summary.frames_processed == 3
     assert not window.is_open and camera.closed
     assert window._artist.get_array().shape == (HEIGHT, WIDTH, 3)  # the segmented frames were shown
@@ -466,7 +468,7 @@ def test_stream_url_is_read_and_a_dead_server_ends_it_with_a_message(tmp_path, t
     finally:
         server.shutdown()
         server.server_close()
-    summary = segment_video(tiny, source, progress=False)
+    summary = segment_video(tiny, source, VideoOptions(progress=False))
     assert summary.frames_read >= 1
     assert summary.error.startswith(f"{url}: stream dropped and 2 reconnection attempts failed")
 
@@ -507,7 +509,7 @@ def test_bad_sources_fail_with_one_line_before_loading_the_model(tmp_path, capsy
 def test_every_frame_refuses_a_live_source(tiny):
     camera = FakeCamera()
     with pytest.raises(VideoSourceError, match="--every-frame is for video files"):
-        segment_video(tiny, camera, every_frame=True)
+        segment_video(tiny, camera, VideoOptions(every_frame=True))
     assert camera.closed
 
 

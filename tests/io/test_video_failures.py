@@ -27,7 +27,7 @@ import pytest
 import instance_segmentation_webcam as webcam
 from object_detection_utils import load_model
 from object_detection_utils.apps import cli
-from object_detection_utils.apps.video_segmentation import segment_video
+from object_detection_utils.apps.video_segmentation import VideoOptions, segment_video
 from object_detection_utils.errors import StreamDroppedError, VideoWriteError
 from object_detection_utils.io.atomic import is_temp_name
 from object_detection_utils.io.video_sinks import JsonLinesSink, VideoSink
@@ -175,7 +175,7 @@ def test_a_stream_that_stalls_stops_the_script_with_one_line_naming_the_timeout(
 def test_a_stream_that_stalls_then_comes_back_goes_on(mjpeg_server, tiny):
     server = mjpeg_server([(3, "stall"), (4, "close"), (0, "close")])
     source = open_video_source(server.url, attempts=2, delay=0.01, stall_timeout=1.0)
-    summary = run_bounded(segment_video, tiny, source, progress=False)
+    summary = run_bounded(segment_video, tiny, source, VideoOptions(progress=False))
     assert source.reconnections == 1
     assert summary.frames_read == 7  # 3 before the stall, 4 after reconnecting
     # the second drop is the server closing the stream (no stall), and reconnecting then fails

@@ -12,13 +12,11 @@ whatever the number of pictures.
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +58,16 @@ class BatchOptions:
         return [kind for kind, wanted in (("overlay", self.overlay), ("masks", self.masks)) if wanted]
 
 
+@dataclass(frozen=True)
+class PipelineOptions:
+    """How a batch run works: its threads and queue (what it writes is `BatchOptions`)."""
+
+    readers: int = 2  # picture-decoding threads
+    writers: int = 2  # drawing, encoding and writing threads
+    prefetch: int = 4  # decoded pictures waiting for the model at most
+    progress: bool = True  # a progress bar
+
+
 @dataclass
 class BatchReport:
     """How a run went. `seconds` counts the pipeline only, not the model load."""
@@ -86,10 +94,7 @@ def run_batch(
     segmenter: Segmenter,
     pictures: Sequence[Picture],
     options: BatchOptions,
-    readers: int = 2,
-    writers: int = 2,
-    prefetch: int = 4,
-    progress: bool = True,
+    pipeline: PipelineOptions = PipelineOptions(),
     stop: threading.Event | None = None,
     log: Callable[[str], None] = tqdm.write,
 ) -> BatchReport:
@@ -102,18 +107,14 @@ def run_batch(
     The output folder is held for the run (`claim_output_folder`): a second run on it is refused.
     """
     with claim_output_folder(options.output_dir):
-        return _run_claimed(segmenter, pictures, options, readers, writers, prefetch, progress,
-                            stop or threading.Event(), log)
+        return _run_claimed(segmenter, pictures, options, pipeline, stop or threading.Event(), log)
 
 
 def _run_claimed(
     segmenter: Segmenter,
     pictures: Sequence[Picture],
     options: BatchOptions,
-    readers: int,
-    writers: int,
-    prefetch: int,
-    progress: bool,
+    pipeline: PipelineOptions,
     stop: threading.Event,
     log: Callable[[str], None],
 ) -> BatchReport:
@@ -134,13 +135,13 @@ def _run_claimed(
     reads: deque[tuple[Picture, Future]] = deque()
     writes: deque[tuple[Picture, Future]] = deque()
     pending = iter(todo)
-    bar = tqdm(total=len(todo), unit="pic", desc="segmenting", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=len(todo), unit="pic", desc="segmenting", disable=not pipeline.progress, dynamic_ncols=True)
 
     def halted() -> bool:
         return stop.is_set() or report.error is not None
 
     def refill() -> None:
-        while len(reads) < prefetch and not halted():
+        while len(reads) < pipeline.prefetch and not halted():
             picture = next(pending, None)
             if picture is None:
                 return
@@ -161,8 +162,8 @@ def _run_claimed(
                     fail(picture, message)
             bar.update(1)
 
-    with ThreadPoolExecutor(readers, thread_name_prefix="read") as read_pool, \
-            ThreadPoolExecutor(writers, thread_name_prefix="write") as write_pool:
+    with ThreadPoolExecutor(pipeline.readers, thread_name_prefix="read") as read_pool, \
+            ThreadPoolExecutor(pipeline.writers, thread_name_prefix="write") as write_pool:
         try:
             refill()
             while reads and not halted():
@@ -186,7 +187,7 @@ def _run_claimed(
                 writes.append((picture, write_pool.submit(
                     finish_picture, segmenter, picture, image, outputs, model_seconds, options, settings)))
                 del image, outputs
-                collect(block_above=2 * writers)
+                collect(block_above=2 * pipeline.writers)
         finally:
             for _, future in reads:
                 future.cancel()
@@ -241,22 +242,3 @@ def finish_picture(
                                     options.jpeg_quality)
     outputs_written = [path.relative_to(output_dir).as_posix() for path in written]
     return picture_record(picture, detections, settings, options.kinds, outputs_written, model_seconds, start)
-
-
-@contextlib.contextmanager
-def stop_on_interrupt() -> Iterator[threading.Event]:
-    """An event set by the first Ctrl+C (SIGINT), so a run can finish what is in flight; a second Ctrl+C
-    interrupts at once. The previous handler is restored afterwards. Main thread only."""
-    stop = threading.Event()
-
-    def handle(signum, frame):
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-        tqdm.write("stopping after the pictures in flight (Ctrl+C again to stop now)")
-
-    previous = signal.signal(signal.SIGINT, handle)
-    try:
-        yield stop
-    finally:
-        signal.signal(signal.SIGINT, previous)
