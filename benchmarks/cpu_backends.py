@@ -90,7 +90,7 @@ def run_variant(model_path: Path, backend: str, folder: Path, ap_dataset: Path |
         gate = json.loads(gates[0].read_text())
         result.update(converted_now=True, conversion_s=gate.get("conversion_seconds"), gate=gate.get("reason"))
     if ap_dataset is not None:
-        from object_detection_utils.training.evaluate import validate
+        from object_detection_utils.training.validation import validate
         from object_detection_utils.training.tfrecords import CocoDataset
 
         dataset = CocoDataset(ap_dataset / "annotations.json", ap_dataset / "images")

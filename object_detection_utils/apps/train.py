@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "evaluate":
         from .. import load_model
-        from ..training.evaluate import validate
+        from ..training.validation import validate
 
         scores = validate(load_model(args.model), CocoDataset(args.annotations, args.images)).scores
         print(json.dumps({k: round(v, 4) for k, v in scores.items()}))

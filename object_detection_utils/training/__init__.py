@@ -5,7 +5,7 @@ init_checkpoint  initial weights from our exports and runs or Model Garden check
 checkpoints      the published Model Garden checkpoints that fit, fetched once into the cache
 train            the training loop: progress, checkpoints, resume
 export           a SavedModel with the TF2 detection zoo's signature, loadable by `load_model`
-evaluate         mask/box AP through `run_inference_for_single_image`
+validation       mask/box AP of a model on annotated pictures (its validation set), through `evaluation`
 pipeline         all of it in order, as `instance_segmentation_train.py train` runs it
 
 Beside it: the training options every export carries and the Model Garden experiment they rebuild are

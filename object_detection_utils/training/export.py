@@ -15,7 +15,6 @@ The folder holds `saved_model/`, `label_map.pbtxt` and the training options, lik
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import re
 from pathlib import Path
@@ -124,11 +123,3 @@ def export_random_model(output: str | Path, backbone: str = "resnet50", input_si
     options = TrainOptions(num_classes=91, backbone=backbone, input_size=input_size, heads="zoo", **test_options)
     return export_saved_model(options, LabelMap.coco(), output)
 
-
-def export_with_test_options(export: str | Path, output: str | Path, **test_options) -> Path:
-    """Export the weights of an earlier export of ours again, with other test-time options (`test_proposals`,
-    `nms`, `mask_detections`), e.g. to compare their speed and AP on the same weights."""
-    export = Path(export)
-    options = dataclasses.replace(TrainOptions.load(export), **test_options)
-    label_map = LabelMap.from_pbtxt(export / LABEL_MAP_FILE)
-    return export_saved_model(options, label_map, output, checkpoint=str(export / "saved_model" / "variables" / "variables"))

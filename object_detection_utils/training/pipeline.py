@@ -66,10 +66,10 @@ def run_training(split: Split, options: TrainOptions, label_map: LabelMap, model
     figures and up to three validation pictures, with what the model finds on them.
     """
     from ..models.loading import load_local_model
-    from .evaluate import validate
     from .export import LABEL_MAP_FILE, export_saved_model
     from .model_card import model_card, pick_examples, write_model_card
     from .train import latest_checkpoint, train
+    from .validation import validate
 
     model_dir, export_dir = Path(model_dir), Path(export_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -114,8 +114,8 @@ def _validation_logger(split: Split, options: TrainOptions, label_map: LabelMap,
     """evaluate(model, step, seconds) for `train`: AP of the model being trained, appended to VALIDATION_LOG."""
     import json
 
-    from .evaluate import validate
     from .export import in_memory_model
+    from .validation import validate
 
     log = model_dir / VALIDATION_LOG
     wrapped = {}  # the model as a LoadedModel, built (and its signature traced) once
