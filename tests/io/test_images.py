@@ -166,8 +166,8 @@ def test_importing_the_package_changes_no_global_state():
     code = """
 import os, cv2, PIL.Image
 before = (PIL.Image.MAX_IMAGE_PIXELS, cv2.utils.logging.getLogLevel(), dict(os.environ))
-import object_detection_utils, object_detection_utils.io.images
-import object_detection_utils.io.video_sources, object_detection_utils.io.frame_reader, object_detection_utils.io.video_sinks
+import object_detection_utils, object_detection_utils.io.images, object_detection_utils.io.video_sources
+import object_detection_utils.io.frame_reader, object_detection_utils.io.video_sinks
 after = (PIL.Image.MAX_IMAGE_PIXELS, cv2.utils.logging.getLogLevel(), dict(os.environ))
 print(before == after)
 """

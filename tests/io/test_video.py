@@ -24,8 +24,8 @@ import instance_segmentation_webcam as webcam
 from object_detection_utils import Segmenter, load_model
 from object_detection_utils.apps import cli
 from object_detection_utils.apps.video_segmentation import VideoOptions, segment_video
-from object_detection_utils.errors import VideoSourceError, VideoWriteError
 from object_detection_utils.coco_format import decode_mask
+from object_detection_utils.errors import VideoSourceError, VideoWriteError
 from object_detection_utils.io.frame_reader import LatestFrameReader
 from object_detection_utils.io.video_sinks import JsonLinesSink, VideoSink
 from object_detection_utils.io.video_sources import ReconnectingSource, open_source, open_video_source
