@@ -2,6 +2,8 @@
 """Segment every object in one picture: print the instances, save the drawn result, show both pictures.
 
     python instance_segmentation.py -i images/street.jpg --classes person,car
+
+The command is object_detection_utils/apps/single_image.py; --help says the rest.
 """
 
 from object_detection_utils.apps.single_image import main, run

@@ -4,15 +4,10 @@
     python instance_segmentation_images.py                                  # images/ -> segmented_images/
     python instance_segmentation_images.py -i photos -r -o out --masks --coco-json out/results.json
     python instance_segmentation_images.py -i 'shots/**/*.png' --classes person --summary out/summary.csv
-
-A rerun skips the pictures whose outputs are complete (--overwrite redoes them); Ctrl+C stops after the
-pictures in flight are written. Bad files are reported and skipped; the exit code is 1 if any failed.
-
-With --ray (pip install -e ".[ray]") the same job runs on Ray Data, on this machine or a cluster, and -i/-o
-may be remote (s3://...):
-
     python instance_segmentation_images.py --ray -i photos -o out                  # a local Ray instance
     python instance_segmentation_images.py --ray auto -i s3://bucket/photos -o s3://bucket/out --masks
+
+The command is object_detection_utils/apps/folder.py; --help says the rest.
 """
 
 from object_detection_utils.apps.folder import main, run

@@ -9,6 +9,8 @@
     python instance_segmentation_train.py train --labels my-labelme-folder --model-dir runs/mine  # or CVAT, YOLO...
     python instance_segmentation_train.py train --labels my-labels --model-dir runs/mine --init-checkpoint models/shapes
     python instance_segmentation_train.py random-model models/random_r50_640 --input-size 640
+
+The command is object_detection_utils/apps/train.py; --help says the rest.
 """
 
 from object_detection_utils.apps.train import main, run

@@ -5,8 +5,7 @@
     python instance_segmentation_webcam.py --source rtsp://host/stream --classes person
     python instance_segmentation_webcam.py --source clip.mp4 --every-frame -o clip_segmented.mp4 --no-display
 
-Live sources are read on their own thread and only the newest frame is segmented, so the picture is never
-older than one inference; --every-frame segments each frame of a file in order instead.
+The command is object_detection_utils/apps/webcam.py; --help says the rest.
 """
 
 from object_detection_utils.apps.webcam import main, run
