@@ -37,6 +37,24 @@ def golden_settings(golden) -> dict:
 
 
 @pytest.fixture(scope="session")
+def golden_config(golden_settings) -> type:
+    """A matterport Config subclass with the golden case's settings."""
+    from object_detection_utils.mrcnn.config import Config
+
+    return type("GoldenConfig", (Config,), golden_settings)
+
+
+@pytest.fixture(scope="session")
+def golden_model(golden_config, matterport_weights):
+    """An inference MaskRCNN of the golden case on the session's weights, built once for every test here."""
+    from object_detection_utils.mrcnn.model import MaskRCNN
+
+    model = MaskRCNN(mode="inference", config=golden_config(), model_dir=".")
+    model.load_weights(matterport_weights, by_name=True)
+    return model
+
+
+@pytest.fixture(scope="session")
 def picture(golden) -> np.ndarray:
     """grace_hopper.jpg as the goldens were made from it (600x512 RGB)."""
     image = mpimage.imread(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))

@@ -26,16 +26,9 @@ visualize.display_instances(image, results[0]['rois'], results[0]['masks'], resu
 CLASS_NAMES = ["BG", "person", "tie", "cup", "chair"]
 
 
-@pytest.fixture(scope="module")
-def golden_config(golden_settings) -> type:
-    return type("GoldenConfig", (Config,), golden_settings)
-
-
-@pytest.fixture(scope="module")
-def model(golden_config, matterport_weights, tmp_path_factory) -> modellib.MaskRCNN:
-    model = modellib.MaskRCNN(mode="inference", config=golden_config(), model_dir=tmp_path_factory.mktemp("logs"))
-    model.load_weights(matterport_weights, by_name=True)
-    return model
+@pytest.fixture
+def model(golden_model) -> modellib.MaskRCNN:
+    return golden_model
 
 
 def _seed(weights) -> str:
@@ -88,10 +81,10 @@ def test_a_batch_of_two_gives_one_result_each(golden_config, matterport_weights,
     pair = type("PairConfig", (golden_config,), {"IMAGES_PER_GPU": 2})
     twice = modellib.MaskRCNN(mode="inference", config=pair(), model_dir=".")
     twice._model = model._model  # the same loaded network: this checks the batching, not loading again
-    results = twice.detect([picture, picture[:, ::-1]])
+    results = twice.detect([picture, picture])
     assert len(results) == 2
-    assert_golden(results[0])
-    assert results[1]["masks"].shape[:2] == (600, 512)
+    for result in results:
+        assert_golden(result)
 
 
 def test_training_mode_points_to_our_training_command():
