@@ -157,4 +157,4 @@ class WeightsView:
 def _log(label: str, array: np.ndarray) -> None:
     """A line as matterport's verbose detect prints it: name, shape, value range and dtype."""
     values = f"min: {array.min():10.5f}  max: {array.max():10.5f}" if array.size else f"min: {'':10}  max: {'':10}"
-    print(f"{label:25}shape: {str(array.shape):20}  {values}  {array.dtype}")
+    print(f"{label:25}shape: {array.shape!s:20}  {values}  {array.dtype}")

@@ -19,7 +19,7 @@ from ..errors import MrcnnUsageError
 Color = Sequence[float]  # RGB, each 0..1
 
 
-def random_colors(N: int, bright: bool = True) -> list[tuple[float, float, float]]:  # noqa: N803 (matterport's name)
+def random_colors(N: int, bright: bool = True) -> list[tuple[float, float, float]]:
     """N distinct RGB colours (evenly spaced hues), in random order."""
     value = 1.0 if bright else 0.7
     colors = [colorsys.hsv_to_rgb(i / N, 1.0, value) for i in range(N)]

@@ -96,7 +96,7 @@ def matterport_package(matterport_source) -> types.SimpleNamespace:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # its distutils.version import
-            from mrcnn import config, utils, visualize  # noqa: PLC0415 (matterport's, fetched at run time)
+            from mrcnn import config, utils, visualize
     finally:
         sys.path[:] = saved_path
         for name in [name for name in sys.modules if name == "mrcnn" or name.startswith("mrcnn.")]:

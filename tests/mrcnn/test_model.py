@@ -10,9 +10,9 @@ import pytest
 from matterport_code import changed_imports
 
 from object_detection_utils.errors import MatterportConfigError, ModelLoadError, MrcnnUsageError
+from object_detection_utils.models.matterport import PRESETS
 from object_detection_utils.mrcnn import model as modellib
 from object_detection_utils.mrcnn.config import Config
-from object_detection_utils.models.matterport import PRESETS
 
 # The seed snippet of issue 27, as its user wrote it for matterport.
 SEED = """\
@@ -44,14 +44,14 @@ def test_the_seed_snippet_runs_with_its_imports_changed(matterport_weights, gold
     # the seed's bare Config() (NUM_CLASSES 1, resnet101, IMAGES_PER_GPU 2) fits no real weights, in matterport
     # either: its user meets one line naming the layers
     with pytest.raises(ModelLoadError) as error:
-        exec(_seed(matterport_weights), dict(namespace))
+        exec(_seed(matterport_weights), dict(namespace))  # noqa: S102 (the seed snippet under test)
     assert str(error.value) == (
         f"{matterport_weights}: the config does not match the weights: NUM_CLASSES: config 1, weights 5 (layer "
         "mrcnn_class_logits); BACKBONE: config 'resnet101', weights 'resnet50' (layers res4*)")
     # with the user's own Config subclass in its place it runs, and gives matterport's detections
     namespace["Config"] = golden_config
-    exec(_seed(matterport_weights).replace("from object_detection_utils.mrcnn.config import Config\n", ""),
-         namespace)
+    snippet = _seed(matterport_weights).replace("from object_detection_utils.mrcnn.config import Config\n", "")
+    exec(snippet, namespace)  # noqa: S102
     assert len(namespace["results"]) == 1
     assert_golden(namespace["results"][0])
     printed = capsys.readouterr().out.splitlines()
@@ -149,9 +149,9 @@ def test_keras_model_is_a_read_only_view_of_the_weights(model, matterport_weight
     assert re.fullmatch(r"conv1 +\(7, 7, 3, 64\), \(64,\) +9,472", printed[0])
     assert printed[-1] == "Total params: 44,679,088"
     with pytest.raises(MrcnnUsageError, match=r"^keras_model.fit is not available: keras_model is a read-only view"):
-        keras_model.fit
+        _ = keras_model.fit
     with pytest.raises(MrcnnUsageError, match=r"^no weights loaded: call model.load_weights\(path, by_name=True\) "):
-        modellib.MaskRCNN(mode="inference", config=Config(), model_dir=".").keras_model
+        _ = modellib.MaskRCNN(mode="inference", config=Config(), model_dir=".").keras_model
 
 
 def test_find_last_finds_matterports_newest_checkpoint(golden_config, tmp_path):

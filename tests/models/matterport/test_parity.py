@@ -11,11 +11,11 @@ import hashlib
 import json
 
 import matterport_h5 as mh5
-from matterport_h5 import golden_masks, load_golden
 import numpy as np
 import pytest
 from matplotlib import cbook
 from matplotlib import image as mpimage
+from matterport_h5 import golden_masks, load_golden
 
 from object_detection_utils.models.matterport import MatterportConfig, load_matterport
 from object_detection_utils.models.matterport.preprocessing import mold_image, resize_image
