@@ -3,7 +3,8 @@ import lines changed (`mrcnn` -> `object_detection_utils.mrcnn`).
 
 Where it comes from, first found first:
 1. `MATTERPORT_MASK_RCNN`: a checkout of github.com/matterport/Mask_RCNN, or a bare git copy of it;
-2. a git copy at `/work/.mirror/matterport+Mask_RCNN*` (how this workplace mirrors public repositories);
+2. a git copy at `/work/.mirror/<owner>+Mask_RCNN` (how this workplace mirrors public repositories): matterport's
+   own, else a fork of it (akTwelve's TF2 fork keeps `mrcnn/` and the samples' inference code as they are);
 3. PyPI's `mrcnn==0.2` sdist (matterport's `mrcnn/*.py` of June 2018, uploaded unofficially; checked by its
    sha256), downloaded with pip: `mrcnn/` only, so the tests of the samples and the notebook skip.
 """
@@ -30,6 +31,10 @@ PYPI_SHA256 = "195d3b32cb513f86a6f1c4b7350de319d0ef626264513018b9322c84047d6042"
 # beside numpy 2).
 TRAINING_ONLY_IMPORTS = {"imgaug"}
 
+# What the tests run besides mrcnn/: the demo notebook and the samples' inference code.
+SAMPLE_FILES = ("samples/demo.ipynb", "samples/balloon/balloon.py", "samples/nucleus/nucleus.py",
+                "samples/coco/coco.py")
+
 _IMPORT_LINE = re.compile(r"^(\s*)(from|import)(\s+)mrcnn\b", re.MULTILINE)
 
 
@@ -53,7 +58,9 @@ def fetch(workdir: Path) -> MatterportCode | str:
         if (path / "HEAD").is_file():
             return _from_git(path, workdir)
         return f"{ENV}={path} is neither a checkout of matterport/Mask_RCNN nor a git copy of it"
-    mirrors = sorted(MIRRORS.glob("matterport+Mask_RCNN*")) if MIRRORS.is_dir() else []
+    mirrors = sorted(MIRRORS.glob("*+Mask_RCNN"), key=lambda p: not p.name.startswith("matterport+")) \
+        if MIRRORS.is_dir() else []
+    mirrors = [git for mirror in mirrors for git in (mirror / "repo" / ".git", mirror) if (git / "HEAD").is_file()]
     for mirror in mirrors:
         found = _from_git(mirror, workdir)
         if isinstance(found, MatterportCode):
@@ -62,13 +69,23 @@ def fetch(workdir: Path) -> MatterportCode | str:
 
 
 def _from_git(git_dir: Path, workdir: Path) -> MatterportCode | str:
+    """The files the tests run, one by one (a mirror may lack the large blobs, pictures and GIFs, of other paths)."""
     target = workdir / "git"
-    target.mkdir(parents=True, exist_ok=True)
-    archive = subprocess.run(["git", f"--git-dir={git_dir}", "archive", "HEAD", "mrcnn", "samples"],
-                             capture_output=True, timeout=120, check=False)
-    if archive.returncode:
-        return f"{git_dir}: git archive failed: {archive.stderr.decode(errors='replace').strip()}"
-    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    listed = subprocess.run(["git", f"--git-dir={git_dir}", "ls-tree", "-r", "--name-only", "HEAD"],
+                            capture_output=True, text=True, timeout=120, check=False)
+    if listed.returncode:
+        return f"{git_dir}: git ls-tree failed: {listed.stderr.strip()}"
+    wanted = [name for name in listed.stdout.splitlines()
+              if (name.startswith("mrcnn/") and name.endswith(".py")) or name in SAMPLE_FILES]
+    for name in wanted:
+        blob = subprocess.run(["git", f"--git-dir={git_dir}", "show", f"HEAD:{name}"], capture_output=True,
+                              timeout=120, check=False)
+        if blob.returncode:
+            return f"{git_dir}: cannot read {name}: {blob.stderr.decode(errors='replace').strip()}"
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        (target / name).write_bytes(blob.stdout)
+    if not (target / "mrcnn" / "model.py").is_file():
+        return f"{git_dir}: no mrcnn/model.py: not matterport's Mask_RCNN"
     return MatterportCode(target, f"git copy {git_dir}")
 
 
