@@ -34,6 +34,11 @@ class NoConnection(DownloadError):
     """The server could not be reached at all (offline, wrong address, firewall)."""
 
 
+class MrcnnUsageError(InstanceSegmentationError, ValueError):
+    """Code written for matterport's `mrcnn` asked `object_detection_utils.mrcnn` for what matterport's would refuse
+    too (a batch of another length than BATCH_SIZE) or what it does not do (training mode)."""
+
+
 class PictureSizeError(InstanceSegmentationError, ValueError):
     """A picture of a size the model cannot take (matterport's IMAGE_RESIZE_MODE "none" off multiples of 64)."""
 

@@ -106,6 +106,19 @@ class Layout:
 PER_CLASS = {"mrcnn_class_logits": 1, "mrcnn_bbox_fc": 4, "mrcnn_mask": 1}
 
 
+def load_golden(case: str) -> dict[str, np.ndarray]:
+    """Every array of goldens/<case>.npz (see goldens/README.md)."""
+    with np.load(GOLDENS / f"{case}.npz") as data:
+        return {key: data[key] for key in data.files}
+
+
+def golden_masks(golden: dict[str, np.ndarray]) -> np.ndarray:
+    """A golden's (H, W, N) bool masks, unpacked."""
+    shape = tuple(int(n) for n in golden["masks_shape"])
+    bits = np.unpackbits(golden["masks_packed"], count=int(np.prod(shape)))
+    return bits.reshape(shape).astype(bool)
+
+
 def _class_shape(weight_name: str, shape: tuple[int, ...], num_classes: int) -> tuple[int, ...]:
     layer, _ = split_weight_name(weight_name)
     if layer not in PER_CLASS:

@@ -102,11 +102,12 @@ def infer_config(found: Mapping[str, Mapping[str, np.ndarray]], config: Matterpo
             return config.replace(**revealed)
         except ValueError as error:
             raise ModelLoadError(f"{source}: unusable weights ({error})") from None
-    disagreements = [f"{name}: config {getattr(config, name)!r}, weights {value!r}"
+    disagreements = [f"{name}: config {getattr(config, name)!r}, weights {value!r} ({_REVEALED_BY[name]})"
                      for name, value in revealed.items() if getattr(config, name) != value]
     if anchors is not None and anchors != len(config.RPN_ANCHOR_RATIOS):
         disagreements.append(f"RPN_ANCHOR_RATIOS: config {len(config.RPN_ANCHOR_RATIOS)} ratios, "
-                             f"weights {anchors} anchor{'s' if anchors != 1 else ''} per location")
+                             f"weights {anchors} anchor{'s' if anchors != 1 else ''} per location "
+                             f"({_REVEALED_BY['anchors per location']})")
     if disagreements:
         raise ModelLoadError(f"{source}: the config does not match the weights: {'; '.join(disagreements)}")
     return config
@@ -177,6 +178,17 @@ def _exclude_patterns(exclude: Iterable[str], source: Path) -> list[re.Pattern]:
 
 def _is_excluded(layer: str, patterns: list[re.Pattern]) -> bool:
     return any(pattern.fullmatch(layer) for pattern in patterns)
+
+
+# The layer whose weights show each revealed value, named in a disagreement so that a matterport user (who knows
+# layers from load_weights' exclude) sees which part of the file does not fit.
+_REVEALED_BY = {
+    "NUM_CLASSES": "layer mrcnn_class_logits",
+    "BACKBONE": "layers res4*",
+    "FPN_CLASSIF_FC_LAYERS_SIZE": "layer mrcnn_class_conv1",
+    "TOP_DOWN_PYRAMID_SIZE": "layer fpn_c5p5",
+    "anchors per location": "layer rpn_class_raw",
+}
 
 
 def _revealed(found: Mapping[str, Mapping[str, np.ndarray]]) -> dict[str, object]:

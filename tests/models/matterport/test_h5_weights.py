@@ -275,7 +275,8 @@ def test_a_config_that_disagrees_with_the_weights_is_one_line(tmp_path):
     with pytest.raises(ModelLoadError) as error:
         infer_config(_found("resnet50"), PRESETS["coco"], tmp_path / "w.h5")
     assert str(error.value) == (f"{tmp_path / 'w.h5'}: the config does not match the weights: NUM_CLASSES: config 81, "
-                                "weights 5; BACKBONE: config 'resnet101', weights 'resnet50'")
+                                "weights 5 (layer mrcnn_class_logits); BACKBONE: config 'resnet101', weights 'resnet50' "
+                                "(layers res4*)")
 
 
 def test_anchor_ratios_against_the_rpn(tmp_path):
@@ -283,7 +284,7 @@ def test_anchor_ratios_against_the_rpn(tmp_path):
     with pytest.raises(ModelLoadError) as error:
         infer_config(found, MatterportConfig(NUM_CLASSES=5, RPN_ANCHOR_RATIOS=(0.5, 1, 2, 4)), tmp_path / "w.h5")
     assert str(error.value) == (f"{tmp_path / 'w.h5'}: the config does not match the weights: RPN_ANCHOR_RATIOS: "
-                                "config 4 ratios, weights 3 anchors per location")
+                                "config 4 ratios, weights 3 anchors per location (layer rpn_class_raw)")
     found["rpn_class_raw"] = {"kernel": np.zeros((1, 1, 512, 10)), "bias": np.zeros(10)}
     with pytest.raises(ModelLoadError) as error:
         infer_config(found, None, tmp_path / "w.h5")
@@ -307,6 +308,7 @@ def test_a_file_read_then_checked_against_a_preset(tmp_path):
     # the small file keeps names, not sizes: its class count reads as 3
     with pytest.raises(ModelLoadError) as error:
         infer_config(found, PRESETS["nucleus"], path)
-    assert str(error.value) == (f"{path}: the config does not match the weights: NUM_CLASSES: config 2, weights 3; "
-                                "FPN_CLASSIF_FC_LAYERS_SIZE: config 1024, weights 3; TOP_DOWN_PYRAMID_SIZE: config 256, "
-                                "weights 3; RPN_ANCHOR_RATIOS: config 3 ratios, weights 1 anchor per location")
+    assert str(error.value) == (f"{path}: the config does not match the weights: NUM_CLASSES: config 2, weights 3 "
+                                "(layer mrcnn_class_logits); FPN_CLASSIF_FC_LAYERS_SIZE: config 1024, weights 3 (layer "
+                                "mrcnn_class_conv1); TOP_DOWN_PYRAMID_SIZE: config 256, weights 3 (layer fpn_c5p5); "
+                                "RPN_ANCHOR_RATIOS: config 3 ratios, weights 1 anchor per location (layer rpn_class_raw)")

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from matplotlib import cbook
 from matplotlib import image as mpimage
+from matterport_h5 import golden_masks, load_golden
 
 from object_detection_utils.models.matterport import MatterportConfig, load_matterport
 from object_detection_utils.models.matterport.preprocessing import mold_image, resize_image
@@ -28,17 +29,6 @@ MIN_MASK_IOU = 0.99
 @pytest.fixture(scope="module")
 def picture() -> np.ndarray:
     return mpimage.imread(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
-
-
-def load_golden(case: str) -> dict[str, np.ndarray]:
-    with np.load(mh5.GOLDENS / f"{case}.npz") as data:
-        return {key: data[key] for key in data.files}
-
-
-def golden_masks(golden: dict[str, np.ndarray]) -> np.ndarray:
-    shape = tuple(int(n) for n in golden["masks_shape"])
-    bits = np.unpackbits(golden["masks_packed"], count=int(np.prod(shape)))
-    return bits.reshape(shape).astype(bool)
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
