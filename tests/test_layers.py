@@ -7,7 +7,7 @@ directly or through others, a module that imports it back.
     core         masks, label_map, coco_format, model_contract, detections,  io, foundation
                  postprocess, evaluation, shapes, visualization.*
     models       models.*  (finding, describing, loading, engines)           core, io, foundation
-    predictor    predictor, dataset_predictions                             models and below
+    predictor    predictor, dataset_predictions, mrcnn (matterport's API)   models and below
     training     training.*                                                 predictor and below
     apps         apps.*  (the commands and their pipelines)                 training and below
     package      object_detection_utils (__init__: the public names)        everything
@@ -35,7 +35,7 @@ LAYER_OF = {
     "masks": "core", "label_map": "core", "coco_format": "core", "model_contract": "core", "detections": "core",
     "postprocess": "core", "evaluation": "core", "shapes": "core", "visualization": "core",
     "models": "models",
-    "predictor": "predictor", "dataset_predictions": "predictor",
+    "predictor": "predictor", "dataset_predictions": "predictor", "mrcnn": "predictor",
     "training": "training",
     "apps": "apps",
 }
