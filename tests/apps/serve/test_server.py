@@ -11,7 +11,6 @@ import json
 
 import numpy as np
 import pytest
-import tiny_model
 from PIL import Image
 from serve_helpers import one_json_error, picture, picture_bytes, running
 
@@ -21,7 +20,7 @@ from object_detection_utils.coco_format import decode_mask
 pytest.importorskip("fastapi", reason='the server needs its extra: pip install -e ".[serve]"')
 httpx = pytest.importorskip("httpx", reason='the server tests need httpx: pip install -e ".[test]"')
 
-from object_detection_utils.apps.serve.app import ServerSettings, create_app  # noqa: E402
+from object_detection_utils.apps.serve.app import ServerSettings, create_app
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
