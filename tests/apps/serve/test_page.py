@@ -7,7 +7,6 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +17,7 @@ from object_detection_utils import Segmenter, load_model, read_image
 pytest.importorskip("fastapi", reason='the server needs its extra: pip install -e ".[serve]"')
 webdriver = pytest.importorskip("selenium.webdriver", reason='the page test needs selenium: pip install -e ".[test]"')
 
-from object_detection_utils.apps.serve.app import ServerSettings, create_app  # noqa: E402
+from object_detection_utils.apps.serve.app import ServerSettings, create_app
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium") or shutil.which("chromium-browser"), shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
