@@ -28,8 +28,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from object_detection_utils import SegmenterSpec, read_image  # noqa: E402
-from object_detection_utils.io.images import IMAGE_SUFFIXES  # noqa: E402
+from object_detection_utils import SegmenterSpec, read_image
+from object_detection_utils.io.images import IMAGE_SUFFIXES
 
 DEFAULT_MODEL = ROOT.parent / "shared" / "models" / "shapes-r18-128"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -37,6 +38,18 @@ class Gate:
         return self._run(images)
 
 
+@contextmanager
+def gated_queue(model, capacity: int, max_batch: int):
+    """A queue on a `Gate`d model whose first call is running (held) when the block starts; closed after."""
+    gate = Gate(model)
+    queue = ModelQueue(gate.model, capacity=capacity, max_batch=max_batch)
+    try:
+        yield gate, queue
+    finally:
+        gate.release.set()
+        queue.close()
+
+
 def _wait_depth(queue: ModelQueue, depth: int) -> None:
     for _ in range(3000):
         if queue.depth == depth:
@@ -46,9 +59,7 @@ def _wait_depth(queue: ModelQueue, depth: int) -> None:
 
 
 def test_same_size_pictures_waiting_together_share_one_call_and_get_their_own_outputs(model):
-    gate = Gate(model)
-    queue = ModelQueue(gate.model, capacity=8, max_batch=8)
-    try:
+    with gated_queue(model, capacity=8, max_batch=8) as (gate, queue):
         first = queue.submit(picture(20, 10, 0))
         assert gate.entered.wait(30)
         a1, b, a2 = (queue.submit(picture(20, 10, 51)), queue.submit(picture(30, 10, 102)),
@@ -60,8 +71,6 @@ def test_same_size_pictures_waiting_together_share_one_call_and_get_their_own_ou
                 for w, fill in ((20, 0), (20, 51), (30, 102), (20, 204))]
         assert np.float32(scores).tolist() == np.float32(want).tolist()
         assert first.result()["detection_boxes"].shape == (1, 5, 4)
-    finally:
-        queue.close()
 
 
 def test_a_model_that_takes_one_picture_per_call_is_never_batched(tiny_saved_dir):
@@ -73,9 +82,7 @@ def test_a_model_that_takes_one_picture_per_call_is_never_batched(tiny_saved_dir
 
 
 def test_full_queue_refuses_at_once_and_a_failure_fails_only_its_pictures(model):
-    gate = Gate(model)
-    queue = ModelQueue(gate.model, capacity=1, max_batch=1)
-    try:
+    with gated_queue(model, capacity=1, max_batch=1) as (gate, queue):
         running = queue.submit(picture(13, 10, 0))
         assert gate.entered.wait(30)
         waiting = queue.submit(picture(20, 10, 0))
@@ -86,14 +93,10 @@ def test_full_queue_refuses_at_once_and_a_failure_fails_only_its_pictures(model)
         with pytest.raises(RuntimeError, match="engine failure"):
             running.result(30)
         assert waiting.result(30)["num_detections"].tolist() == [4.0]
-    finally:
-        queue.close()
 
 
 def test_a_cancelled_request_costs_no_model_call(model):
-    gate = Gate(model)
-    queue = ModelQueue(gate.model, capacity=4, max_batch=1)
-    try:
+    with gated_queue(model, capacity=4, max_batch=1) as (gate, queue):
         queue.submit(picture(20, 10, 0))
         assert gate.entered.wait(30)
         gone = queue.submit(picture(20, 10, 1))
@@ -102,5 +105,3 @@ def test_a_cancelled_request_costs_no_model_call(model):
         gate.release.set()
         kept.result(30)
         assert len(gate.calls) == 2
-    finally:
-        queue.close()

@@ -16,9 +16,9 @@ pytest.importorskip("fastapi", reason='the server needs its extra: pip install -
 httpx = pytest.importorskip("httpx", reason='the server tests need httpx: pip install -e ".[test]"')
 pytest.importorskip("ray.serve", reason='--ray needs Ray Serve: pip install -e ".[ray]"')
 
-from object_detection_utils.apps.serve.app import ServerSettings  # noqa: E402
-from object_detection_utils.apps.serve.ray_serve import APP_NAME, ReplicaOptions, start  # noqa: E402
-from object_detection_utils.predictor import SegmenterSpec  # noqa: E402
+from object_detection_utils.apps.serve.app import ServerSettings
+from object_detection_utils.apps.serve.ray_serve import APP_NAME, ReplicaOptions, start
+from object_detection_utils.predictor import SegmenterSpec
 
 pytestmark = pytest.mark.slow
 
