@@ -18,6 +18,10 @@ class ImageReadError(InstanceSegmentationError):
     """A file could not be read as a picture."""
 
 
+class PictureTooLargeError(ImageReadError):
+    """A picture declares more pixels than the reader's limit (a decompression bomb, or a scan too big to take)."""
+
+
 class ModelLoadError(InstanceSegmentationError):
     """A path or name could not be turned into a runnable model."""
 

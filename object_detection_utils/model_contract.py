@@ -44,6 +44,7 @@ class LoadedModel:
     has_masks: bool
     _run: Callable[[np.ndarray], RawOutputs] = field(repr=False)
     backend: str = "tensorflow"  # the engine that runs it: "tensorflow", "openvino f32" or "openvino bf16"
+    batched: bool = False  # one engine call takes several pictures (else `predict_batch` runs them one by one)
     paste_masks: MaskPaster = field(default=reframe_box_masks, repr=False)
     load_seconds: float = 0.0
     warmup_seconds: float = 0.0

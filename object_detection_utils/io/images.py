@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import struct
 from pathlib import Path
 from typing import BinaryIO
@@ -10,7 +11,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from ..errors import ImageReadError
+from ..errors import ImageReadError, PictureTooLargeError
 from .atomic import write_bytes_atomic
 
 # Suffixes Pillow or OpenCV read, for picking pictures out of a folder.
@@ -31,33 +32,49 @@ def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nda
     try:
         if path.stat().st_size == 0:
             raise ImageReadError(f"{path}: empty file (0 bytes)")
-        with path.open("rb") as file, _open_unchecked(file, path) as image:
+        with path.open("rb") as file:
+            return _decode(file, str(path), max_pixels)
+    except FileNotFoundError:
+        raise ImageReadError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ImageReadError(f"{path}: is a folder, not a picture") from None
+    except OSError as error:
+        raise ImageReadError(f"{path}: unreadable picture ({error})") from None
+
+
+def decode_image(data: bytes, name: str = "picture", max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """`read_image` for a picture's bytes held in memory (an upload): `name` only labels the error messages."""
+    if not data:
+        raise ImageReadError(f"{name}: empty file (0 bytes)")
+    return _decode(io.BytesIO(data), name, max_pixels)
+
+
+def _decode(file: BinaryIO, name: str, max_pixels: int) -> np.ndarray:
+    """The picture in an open binary file as `read_image` returns it; every failure an `ImageReadError`."""
+    try:
+        with _open_unchecked(file, name) as image:
             width, height = image.size
             if width * height > max_pixels:
-                raise ImageReadError(
-                    f"{path}: {width}x{height} pixels is over the limit of {max_pixels} pixels "
+                raise PictureTooLargeError(
+                    f"{name}: {width}x{height} pixels is over the limit of {max_pixels} pixels "
                     "(--max-pixels, or read_image's max_pixels, raises it)"
                 )
             image.load()  # raises on truncated data, where a lazy open would not
             return to_rgb_array(ImageOps.exif_transpose(image))
     except ImageReadError:
         raise
-    except FileNotFoundError:
-        raise ImageReadError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ImageReadError(f"{path}: is a folder, not a picture") from None
     except UnidentifiedImageError:
-        raise ImageReadError(f"{path}: not a picture (unrecognised format)") from None
+        raise ImageReadError(f"{name}: not a picture (unrecognised format)") from None
     except Image.DecompressionBombError as error:  # TIFF, WebP and ICO decoders check Pillow's limit themselves
-        raise ImageReadError(
-            f"{path}: over Pillow's process-wide limit for this format ({error}); raise PIL.Image.MAX_IMAGE_PIXELS "
+        raise PictureTooLargeError(
+            f"{name}: over Pillow's process-wide limit for this format ({error}); raise PIL.Image.MAX_IMAGE_PIXELS "
             "to read it"
         ) from None
     except (OSError, SyntaxError, ValueError) as error:
-        raise ImageReadError(f"{path}: unreadable picture ({error})") from None
+        raise ImageReadError(f"{name}: unreadable picture ({error})") from None
 
 
-def _open_unchecked(file: BinaryIO, path: Path) -> ImageFile.ImageFile:
+def _open_unchecked(file: BinaryIO, name: str) -> ImageFile.ImageFile:
     """`Image.open` without its decompression-bomb check, which compares against the process-wide
     `Image.MAX_IMAGE_PIXELS`: `read_image` applies its own limit instead, and changes no global to do so.
 
@@ -73,10 +90,10 @@ def _open_unchecked(file: BinaryIO, path: Path) -> ImageFile.ImageFile:
             continue
         file.seek(0)
         try:
-            return factory(file, str(path))
+            return factory(file, name)
         except (SyntaxError, IndexError, TypeError, struct.error):
             continue
-    raise UnidentifiedImageError(f"cannot identify image file {str(path)!r}")
+    raise UnidentifiedImageError(f"cannot identify image file {name!r}")
 
 
 def to_rgb_array(image: Image.Image) -> np.ndarray:

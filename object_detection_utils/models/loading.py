@@ -50,14 +50,15 @@ def load_local_model(
         if engine is not None:
             log.warning("back end: only TensorFlow runs matterport .h5 models; %s runs on TensorFlow", described.name)
         run, has_masks, backend = _matterport_runner(described.source, matterport_config), True, "tensorflow"
+        batched = False
     else:
         other = engine(described) if engine is not None else None
         if other is not None:
-            run, has_masks, backend = other.run, other.has_masks, other.backend
+            run, has_masks, backend, batched = other.run, other.has_masks, other.backend, False
         elif described.kind == "frozen_graph":
-            (run, has_masks), backend = _load_frozen_graph(described.target), "tensorflow"
+            (run, has_masks), backend, batched = _load_frozen_graph(described.target), "tensorflow", True
         else:
-            (run, has_masks), backend = _load_saved_model(described.target), "tensorflow"
+            (run, has_masks, batched), backend = _load_saved_model(described.target), "tensorflow"
     model = LoadedModel(
         name=described.name,
         source=described.source,
@@ -66,6 +67,7 @@ def load_local_model(
         has_masks=has_masks,
         _run=run,
         backend=backend,
+        batched=batched,
         paste_masks=described.paste_masks,
         load_seconds=time.perf_counter() - start,
     )
@@ -141,7 +143,8 @@ def _load_frozen_graph(path: Path) -> tuple[Callable[[np.ndarray], RawOutputs], 
     return run, MASK_OUTPUT in outputs
 
 
-def _load_saved_model(folder: Path) -> tuple[Callable[[np.ndarray], RawOutputs], bool]:
+def _load_saved_model(folder: Path) -> tuple[Callable[[np.ndarray], RawOutputs], bool, bool]:
+    """The signature's runner, whether it has masks, and whether it takes several pictures per call."""
     tf = import_tensorflow()
     try:
         loaded = tf.saved_model.load(str(folder))
@@ -170,4 +173,4 @@ def _load_saved_model(folder: Path) -> tuple[Callable[[np.ndarray], RawOutputs],
 
     # keep `loaded` alive for as long as the signature is used
     run.saved_model = loaded  # type: ignore[attr-defined]
-    return run, MASK_OUTPUT in wanted
+    return run, MASK_OUTPUT in wanted, not fixed_batch

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from object_detection_utils.errors import ImageReadError
-from object_detection_utils.io.images import DEFAULT_MAX_PIXELS, read_image, write_image
+from object_detection_utils.errors import ImageReadError, PictureTooLargeError
+from object_detection_utils.io.images import DEFAULT_MAX_PIXELS, decode_image, read_image, write_image
 
 
 def _gradient(height=40, width=60) -> np.ndarray:
@@ -132,6 +132,20 @@ def test_a_picture_declaring_too_many_pixels_is_refused_by_name_before_decoding(
     assert str(error.value) == (f"{tmp_path / 'bomb.png'}: 40000x40000 pixels is over the limit of "
                                 f"{DEFAULT_MAX_PIXELS} pixels (--max-pixels, or read_image's max_pixels, raises it)")
     assert Image.MAX_IMAGE_PIXELS == pillow_limit
+
+
+def test_bytes_in_memory_decode_as_a_file_does_with_the_same_checks(tmp_path, png_declaring):
+    Image.fromarray(_gradient()).save(tmp_path / "a.png")
+    data = (tmp_path / "a.png").read_bytes()
+    assert np.array_equal(decode_image(data, "upload"), read_image(tmp_path / "a.png"))
+    with pytest.raises(PictureTooLargeError, match=r"^upload: 40000x40000 pixels is over the limit of 2400 pixels"):
+        decode_image(png_declaring(40_000, 40_000), "upload", max_pixels=2400)
+    with pytest.raises(ImageReadError, match=r"^upload: unreadable picture"):
+        decode_image(data[: len(data) // 2], "upload")
+    with pytest.raises(ImageReadError, match=r"^upload: not a picture \(unrecognised format\)$"):
+        decode_image(b"hello", "upload")
+    with pytest.raises(ImageReadError, match=r"^upload: empty file \(0 bytes\)$"):
+        decode_image(b"", "upload")
 
 
 def test_max_pixels_is_the_limit_exactly(tmp_path):

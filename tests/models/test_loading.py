@@ -30,6 +30,7 @@ def test_tf1_folder_loads_as_frozen_graph(tiny_frozen_dir):
     model = load_model(tiny_frozen_dir)
     assert (model.kind, model.name, model.has_masks) == ("frozen_graph", "tiny_tf1_coco", True)
     assert _check_outputs(model)["detection_masks"].shape == (1, 5, 15, 15)
+    assert model.batched  # image_tensor takes any batch: a server may stack pictures into one call
 
 
 def test_bare_pb_file_loads(tiny_frozen_dir):
@@ -42,6 +43,7 @@ def test_tf2_folder_loads_as_saved_model(tiny_saved_dir):
     model = load_model(tiny_saved_dir)
     assert (model.kind, model.name, model.has_masks) == ("saved_model", "tiny_tf2_coco", True)
     _check_outputs(model)
+    assert not model.batched  # the TF2 zoo signature takes [1, H, W, 3]: one picture per call
     # the inner saved_model folder works as well
     assert load_model(tiny_saved_dir / "saved_model", warm_up=False).kind == "saved_model"
 
