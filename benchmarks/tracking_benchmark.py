@@ -25,13 +25,13 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
 
-from tracking_detections import FRAMES, SEEDS, load_detections  # noqa: E402
+from tracking_detections import FRAMES, SEEDS, load_detections
 
-from object_detection_utils.detections import Detections  # noqa: E402
-from object_detection_utils.shapes_video import generate_sequence  # noqa: E402
-from object_detection_utils.tracking.mots import MotsObject, mots_lines, parse_mots  # noqa: E402
-from object_detection_utils.tracking.scoring import score_data, sequence_data  # noqa: E402
-from object_detection_utils.tracking.tracker import TRACK_ID, MaskTracker  # noqa: E402
+from object_detection_utils.detections import TRACK_ID, Detections
+from object_detection_utils.shapes_video import generate_sequence
+from object_detection_utils.tracking.mots import MotsObject, mots_lines, parse_mots
+from object_detection_utils.tracking.scoring import score_data, sequence_data
+from object_detection_utils.tracking.tracker import MaskTracker
 
 CROSSING_WINDOW = 15
 

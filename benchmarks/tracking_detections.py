@@ -20,13 +20,13 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO)]
 
-from object_detection_utils import Segmenter  # noqa: E402
-from object_detection_utils.coco_format import decode_mask, encode_mask  # noqa: E402
-from object_detection_utils.detections import Detections  # noqa: E402
-from object_detection_utils.io.atomic import atomic_file  # noqa: E402
-from object_detection_utils.models.cache import cache_dir  # noqa: E402
-from object_detection_utils.shapes import SHAPE_CLASSES  # noqa: E402
-from object_detection_utils.shapes_video import generate_sequence  # noqa: E402
+from object_detection_utils import Segmenter
+from object_detection_utils.coco_format import decode_mask, encode_mask
+from object_detection_utils.detections import Detections
+from object_detection_utils.io.atomic import atomic_file
+from object_detection_utils.models.cache import cache_dir
+from object_detection_utils.shapes import SHAPE_CLASSES
+from object_detection_utils.shapes_video import generate_sequence
 
 MODEL = REPO.parent / "shared" / "models" / "shapes-r18-128"
 SEEDS = range(20)

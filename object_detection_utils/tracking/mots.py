@@ -11,9 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from ..coco_format import decode_mask, encode_mask
-from ..detections import Detections
+from ..detections import TRACK_ID, Detections
 from ..errors import InstanceSegmentationError
-from .tracker import TRACK_ID
 
 
 @dataclass(frozen=True)

@@ -23,11 +23,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from ..detections import Detections
+from ..detections import TRACK_ID, Detections
 from . import kalman
 from .similarity import MaskCrop, box_iou, mask_iou
-
-TRACK_ID = "track_id"  # the `Detections.data` key of the track ids
 
 
 @dataclass(frozen=True)
