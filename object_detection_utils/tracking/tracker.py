@@ -82,6 +82,7 @@ class MaskTracker:
         self._frame = frame
         options = self.options
         keep = detections.scores >= options.low_score
+        self._keep([not t.track_id or frame - t.last_frame <= options.max_lost_frames for t in self._tracks])
         if self._tracks:
             self._states, self._covariances = kalman.predict(self._states, self._covariances,
                                                               np.full(len(self._tracks), step))
@@ -107,7 +108,7 @@ class MaskTracker:
                 if track.track_id:
                     output.append((int(j), track.track_id))
         self._first_frame = False
-        self._prune(frame)
+        self._keep([t.track_id > 0 or t.last_frame == frame for t in self._tracks])  # tentative: no miss allowed
         output.sort()
         indices = np.array([j for j, _ in output], int)
         ids = np.array([i for _, i in output], np.int64)
@@ -183,11 +184,8 @@ class MaskTracker:
         self._next_id += 1
         return self._next_id - 1
 
-    def _prune(self, frame: int) -> None:
-        """Drop tentative tracks not matched this frame, and confirmed ones lost for too long."""
-        alive = [i for i, t in enumerate(self._tracks)
-                 if (t.track_id and frame - t.last_frame <= self.options.max_lost_frames)
-                 or (not t.track_id and t.last_frame == frame)]
-        if len(alive) != len(self._tracks):
-            self._tracks = [self._tracks[i] for i in alive]
-            self._states, self._covariances = self._states[alive], self._covariances[alive]
+    def _keep(self, alive: list[bool]) -> None:
+        if not all(alive):
+            rows = [i for i, keep in enumerate(alive) if keep]
+            self._tracks = [self._tracks[i] for i in rows]
+            self._states, self._covariances = self._states[rows], self._covariances[rows]
