@@ -21,17 +21,20 @@ class MaskCrop:
     pixels: np.ndarray
     area: int
 
-    @classmethod
-    def of(cls, mask: np.ndarray, box: np.ndarray) -> MaskCrop:
-        """The part of a full-picture (H, W) mask inside `box` [x1, y1, x2, y2], rounded outwards."""
-        height, width = mask.shape
-        x1, y1 = max(int(np.floor(box[0])), 0), max(int(np.floor(box[1])), 0)
-        x2, y2 = min(int(np.ceil(box[2])), width), min(int(np.ceil(box[3])), height)
-        pixels = mask[y1:max(y2, y1), x1:max(x2, x1)]
-        return cls(x1, y1, pixels, int(np.count_nonzero(pixels)))
-
     def moved(self, dx: int, dy: int) -> MaskCrop:
         return MaskCrop(self.x + dx, self.y + dy, self.pixels, self.area)
+
+
+def mask_crops(masks: np.ndarray, boxes: np.ndarray) -> list[MaskCrop]:
+    """The parts of full-picture masks (N, H, W) inside their `boxes` (N, 4) [x1, y1, x2, y2], rounded outwards."""
+    height, width = masks.shape[1:]
+    corners = np.clip(np.floor(boxes[:, :2]), 0, None).astype(int)
+    ends = np.minimum(np.ceil(boxes[:, 2:]), [width, height]).astype(int)
+    crops = []
+    for mask, (x1, y1), (x2, y2) in zip(masks, corners.tolist(), ends.tolist()):
+        pixels = mask[y1:max(y2, y1), x1:max(x2, x1)]
+        crops.append(MaskCrop(x1, y1, pixels, int(np.count_nonzero(pixels))))
+    return crops
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -25,7 +25,7 @@ from scipy.optimize import linear_sum_assignment
 
 from ..detections import TRACK_ID, Detections
 from . import kalman
-from .similarity import MaskCrop, box_iou, mask_iou
+from .similarity import MaskCrop, box_iou, mask_crops, mask_iou
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ class MaskTracker:
     def _crops(self, detections: Detections) -> list[MaskCrop] | None:
         if detections.masks is None or self.options.mask_weight == 0:
             return None
-        return [MaskCrop.of(mask, box) for mask, box in zip(detections.masks, detections.boxes)]
+        return mask_crops(detections.masks, detections.boxes)
 
     def _associate(self, tracks: list[int], candidates: np.ndarray, predicted: np.ndarray, detections: Detections,
                    crops: list[MaskCrop] | None, least: float) -> tuple[list[tuple[int, int]], list[int], np.ndarray]:

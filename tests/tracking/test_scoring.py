@@ -10,7 +10,7 @@ from object_detection_utils.errors import InstanceSegmentationError
 from object_detection_utils.tracking.mots import mots_lines, parse_mots
 
 pytest.importorskip("trackeval")
-from object_detection_utils.tracking.scoring import score_tracks  # noqa: E402
+from object_detection_utils.tracking.scoring import score_tracks
 
 SIZE = (20, 30)
 
@@ -57,3 +57,15 @@ def test_one_id_switch_and_one_miss_give_the_hand_computed_figures():
     assert figures["DetA"] == pytest.approx(0.8) and figures["AssA"] == pytest.approx(0.5)
     assert figures["HOTA"] == pytest.approx(np.sqrt(0.8 * 0.5))
     assert figures["sMOTSA"] == pytest.approx((4 - 0 - 1) / 5)  # (soft TP - FP - IDSW) / ground truth
+
+
+def test_the_score_command_prints_the_figures_of_two_mots_files(tmp_path, capsys):
+    from object_detection_utils.apps import track_score
+
+    truth = tmp_path / "truth.txt"
+    truth.write_text("0 1 1 2 2 04\n1 1 1 2 2 04\n")  # one object filling a 2x2 picture, two frames
+    assert track_score.main([str(truth), str(truth)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].split() == ["box", "100.0", "100.0", "100.0", "100.0", "100.0", "0", "100.0"]
+    assert track_score.cli.run_main(track_score.main, [str(tmp_path), str(truth)]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path} and {truth}: give two files or two folders"
