@@ -15,6 +15,7 @@ if TYPE_CHECKING:  # an optional extra, imported only by the methods that need i
     import supervision as sv
 
 SUPERVISION_CLASS_NAME = "class_name"  # the `data` key where supervision keeps class names
+TRACK_ID = "track_id"  # the `data` key of track ids (tracking.MaskTracker), 1, 2, ... for confirmed tracks only
 
 
 @dataclass(frozen=True, eq=False)

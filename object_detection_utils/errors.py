@@ -69,3 +69,7 @@ class EvaluationError(InstanceSegmentationError):
 
 class DatasetError(InstanceSegmentationError):
     """An annotations file or picture folder cannot be used for training."""
+
+
+class TrackingInputError(InstanceSegmentationError, ValueError):
+    """A counting line or zone that cannot be used: malformed, too few points, or outside the picture."""

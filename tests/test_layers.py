@@ -5,7 +5,8 @@ directly or through others, a module that imports it back.
     foundation   errors                                                     -
     io           io.*  (files, pictures, video, locks)                      foundation
     core         masks, label_map, coco_format, model_contract, detections,  io, foundation
-                 postprocess, evaluation, shapes, visualization.*
+                 postprocess, evaluation, shapes, shapes_video, tracking.*,
+                 visualization.*
     models       models.*  (finding, describing, loading, engines)           core, io, foundation
     predictor    predictor, dataset_predictions, mrcnn (matterport's API)   models and below
     training     training.*                                                 predictor and below
@@ -33,7 +34,8 @@ LAYER_OF = {
     "errors": "foundation",
     "io": "io",
     "masks": "core", "label_map": "core", "coco_format": "core", "model_contract": "core", "detections": "core",
-    "postprocess": "core", "evaluation": "core", "shapes": "core", "visualization": "core",
+    "postprocess": "core", "evaluation": "core", "shapes": "core", "shapes_video": "core", "tracking": "core",
+    "visualization": "core",
     "models": "models",
     "predictor": "predictor", "dataset_predictions": "predictor", "mrcnn": "predictor",
     "training": "training",

@@ -21,15 +21,17 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..detections import Detections
-from ..errors import VideoSourceError, VideoWriteError
+from ..detections import TRACK_ID, Detections
+from ..errors import TrackingInputError, VideoSourceError, VideoWriteError
 from ..io.frame_reader import LatestFrameReader
-from ..io.video_sinks import JsonLinesSink, VideoSink
+from ..io.video_sinks import JsonLinesSink, TextLinesSink, VideoSink
 from ..io.video_sources import Frame, FrameSource, iter_frames
 from ..predictor import Segmenter
+from ..tracking.mots import mots_lines
 from ..visualization.display import Window, pump_events
 from ..visualization.drawing import draw_caption, draw_detections
 from .interrupts import DeferredInterrupt
+from .video_tracking import TrackingOptions, VideoTracking
 
 FPS_SMOOTHING = 0.2  # weight of the newest frame in the displayed frames-per-second
 
@@ -55,6 +57,8 @@ class VideoOptions:
     json_lines: str | Path | None = None  # one line of COCO results per segmented frame
     max_frames: int | None = None  # stop after segmenting this many frames
     progress: bool = True  # a progress bar
+    tracking: TrackingOptions | None = None  # track instances (ids, colours by track) and count
+    mots: str | Path | None = None  # MOTS text of the tracks (with tracking)
 
 
 @dataclass
@@ -66,6 +70,8 @@ class VideoRunSummary:
     frames_processed: int = 0
     frames_written: int = 0
     json_lines_written: int = 0
+    mots_lines_written: int = 0
+    counts: list[str] = field(default_factory=list)  # one line per counting line and zone, when tracking
     seconds: float = 0.0
     stop_reason: str = ""
     error: str | None = None  # the one-line error when the source or an output failed mid-way
@@ -88,11 +94,14 @@ class VideoRunSummary:
         return "; ".join(parts)
 
 
-def segment_frames(segmenter: Segmenter, frames: Iterable[Frame]) -> Iterator[SegmentedFrame]:
+def segment_frames(segmenter: Segmenter, frames: Iterable[Frame],
+                   tracking: VideoTracking | None = None) -> Iterator[SegmentedFrame]:
     """Segment each frame as it is taken from `frames`, drawing masks (coloured by class) and an fps line.
 
-    Frames are pulled one at a time, only when the previous one is done: with a newest-frame reader this
-    is what makes each inference start on the newest frame.
+    With `tracking`, only instances of confirmed tracks are kept, with their `data["track_id"]`, coloured by
+    track, with the counting lines and zones drawn; a frame's index is its time, so frames skipped by a
+    newest-frame reader are a gap in time, not misses. Frames are pulled one at a time, only when the previous
+    one is done: with a newest-frame reader this is what makes each inference start on the newest frame.
     """
     fps = 0.0
     last_started: float | None = None
@@ -104,22 +113,31 @@ def segment_frames(segmenter: Segmenter, frames: Iterable[Frame]) -> Iterator[Se
         if interval > 0:
             fps = 1.0 / interval if last_started is None else (1 - FPS_SMOOTHING) * fps + FPS_SMOOTHING / interval
         last_started = started
-        picture = draw_detections(frame.image, detections, color_by="class")
+        if tracking is not None:
+            detections = tracking.track(frame.index, detections)
+            picture = tracking.draw(draw_detections(frame.image, detections, color_by="track"))
+        else:
+            picture = draw_detections(frame.image, detections, color_by="class")
         # bottom left: boxes touching the top edge put their labels at the top
         picture = draw_caption(picture, f"{fps:.1f} fps  inference {1000 * inference:.0f} ms", (0, picture.shape[0]))
         yield SegmentedFrame(frame, detections, picture, started, inference, fps)
 
 
 def frame_record(result: SegmentedFrame, fps: float) -> dict:
-    """The JSON line of one frame: its index, time in the video, size, and COCO results (image_id = index)."""
+    """The JSON line of one frame: its index, time in the video, size, and COCO results (image_id = index), each
+    with its `track_id` when tracked."""
     height, width = result.frame.image.shape[:2]
+    results = result.detections.to_coco(image_id=result.frame.index)
+    if TRACK_ID in result.detections.data:
+        for entry, track_id in zip(results, result.detections.data[TRACK_ID]):
+            entry[TRACK_ID] = int(track_id)
     return {
         "frame": result.frame.index,
         "time": round(result.frame.index / fps, 4),
         "height": height,
         "width": width,
         "inference_ms": round(1000 * result.inference_seconds, 1),
-        "results": result.detections.to_coco(image_id=result.frame.index),
+        "results": results,
     }
 
 
@@ -149,6 +167,9 @@ def segment_video(
         reader = None if every_frame else LatestFrameReader(source, pace_fps=None if source.live else source.fps)
         sink: VideoSink | None = None
         lines: JsonLinesSink | None = None
+        mots: TextLinesSink | None = None
+        tracking = VideoTracking(options.tracking) if options.tracking is not None else None
+        bad_input = False
         bar = tqdm(total=source.frame_count if every_frame else None, unit="frame", disable=not options.progress,
                    desc=Path(source.name).name if not source.live else source.name)
         start = time.monotonic()
@@ -157,7 +178,9 @@ def segment_video(
         try:
             sink = VideoSink(options.output, source.fps) if options.output else None
             lines = JsonLinesSink(options.json_lines) if options.json_lines else None
-            results = segment_frames(segmenter, iter_frames(source) if reader is None else reader.start().frames())
+            mots = TextLinesSink(options.mots) if options.mots and tracking is not None else None
+            results = segment_frames(segmenter, iter_frames(source) if reader is None else reader.start().frames(),
+                                     tracking)
             while True:
                 with ctrl_c.interruptible():
                     result = next(results, None)
@@ -170,6 +193,8 @@ def segment_video(
                 last_written = result
                 if lines is not None:
                     lines.write(frame_record(result, source.fps))
+                if mots is not None:
+                    mots.write_lines(mots_lines(result.frame.index, result.detections))
                 summary.frames_processed += 1
                 summary.inference_seconds.append(result.inference_seconds)
                 if window is not None:
@@ -194,6 +219,9 @@ def segment_video(
         except VideoWriteError as error:
             summary.stop_reason = "output failed"
             summary.error = str(error)
+        except TrackingInputError:
+            bad_input = True  # nothing is kept: raised at the first frame, before anything is written
+            raise
         finally:
             summary.seconds = time.monotonic() - start
             if reader is not None:
@@ -206,8 +234,11 @@ def segment_video(
             bar.close()
             if window is not None:
                 window.close()
-            for writer in (sink, lines):
+            for writer in (sink, lines, mots):
                 if writer is None:
+                    continue
+                if bad_input:
+                    writer.abort()
                     continue
                 try:
                     writer.close()
@@ -216,6 +247,8 @@ def segment_video(
                     summary.error = summary.error or str(error)
             summary.frames_written = sink.frames_written if sink is not None else 0
             summary.json_lines_written = lines.lines_written if lines is not None else 0
+            summary.mots_lines_written = mots.lines_written if mots is not None else 0
+            summary.counts = tracking.summary() if tracking is not None else []
     if summary.frames_read == 0 and summary.stop_reason == "end of file":
         summary.error = f"{source.name}: no frame could be decoded (damaged or unsupported video)"
     return summary

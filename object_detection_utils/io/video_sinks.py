@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import cv2
 import numpy as np
@@ -105,15 +105,15 @@ class VideoSink:
             self._output = None
             self.frames_written = 0
 
-    def __enter__(self) -> VideoSink:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
 
-class JsonLinesSink:
-    """Writes one JSON object per line to a temporary file, renamed to `path` on `close`.
+class TextLinesSink:
+    """Writes lines of text to a temporary file, renamed to `path` on `close`.
 
     A write or close the system refuses (a full disk) raises `VideoWriteError` naming the file and the cause,
     and drops the temporary file.
@@ -128,13 +128,14 @@ class JsonLinesSink:
             raise VideoWriteError(f"{self.path}: {_reason(error)}") from None
         self.lines_written = 0  # lines in the file (0 once it is dropped)
 
-    def write(self, record: dict[str, Any]) -> None:
+    def write_lines(self, lines: list[str]) -> None:
+        """Append `lines` (without their line ends)."""
         try:
-            self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+            self._file.write("".join(line + "\n" for line in lines))
         except OSError as error:
             self.abort()
             raise VideoWriteError(f"{self.path}: {_reason(error)}") from None
-        self.lines_written += 1
+        self.lines_written += len(lines)
 
     def close(self) -> None:
         if not self._file.closed:
@@ -149,11 +150,18 @@ class JsonLinesSink:
             _discard(self._output)
             self.lines_written = 0
 
-    def __enter__(self) -> JsonLinesSink:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+class JsonLinesSink(TextLinesSink):
+    """Writes one JSON object per line, as `TextLinesSink` writes lines."""
+
+    def write(self, record: dict[str, Any]) -> None:
+        self.write_lines([json.dumps(record, separators=(",", ":"))])
 
 
 def check_output_file(path: str | Path) -> None:

@@ -10,7 +10,7 @@ import colorsys
 import cv2
 import numpy as np
 
-from ..detections import Detections
+from ..detections import TRACK_ID, Detections
 
 
 def _palette(count: int = 32) -> np.ndarray:
@@ -27,16 +27,19 @@ PALETTE = _palette()
 
 
 def instance_colors(detections: Detections, color_by: str = "instance") -> np.ndarray:
-    """(N, 3) uint8 RGB colours: by position in the result ("instance") or by class id ("class").
+    """(N, 3) uint8 RGB colours: by position in the result ("instance"), by class id ("class") or by track id
+    (`data["track_id"]`, "track").
 
-    Colouring by class keeps a class's colour steady from one video frame to the next.
+    Colouring by class keeps a class's colour steady from one video frame to the next; by track, an object's.
     """
     if color_by == "class":
         keys = detections.class_ids.astype(np.int64)
     elif color_by == "instance":
         keys = np.arange(len(detections))
+    elif color_by == "track" and TRACK_ID in detections.data:
+        keys = detections.data[TRACK_ID].astype(np.int64)
     else:
-        raise ValueError(f"color_by must be 'instance' or 'class', not {color_by!r}")
+        raise ValueError(f"color_by must be 'instance', 'class' or 'track' (with track ids), not {color_by!r}")
     return PALETTE[keys % len(PALETTE)]
 
 
@@ -93,7 +96,10 @@ def draw_detections(
         if boxes:
             cv2.rectangle(canvas, (x1, y1), (max(x1, x2 - 1), max(y1, y2 - 1)), color, thickness)
         if labels:
-            _draw_label(canvas, label_text(detections.class_names[i], float(detections.scores[i])), (x1, y1), color)
+            text = label_text(detections.class_names[i], float(detections.scores[i]))
+            if TRACK_ID in detections.data:
+                text = f"#{int(detections.data[TRACK_ID][i])} {text}"
+            _draw_label(canvas, text, (x1, y1), color)
     return canvas
 
 
@@ -159,4 +165,17 @@ def draw_caption(image: np.ndarray, text: str, corner: tuple[int, int] = (0, 0),
     """A copy of `image` with `text` in a filled box just above `corner` (x, y), e.g. a video's fps line."""
     canvas = np.ascontiguousarray(image, dtype=np.uint8).copy()
     _draw_label(canvas, text, corner, list(color))
+    return canvas
+
+
+def draw_polyline(image: np.ndarray, points: np.ndarray, closed: bool, text: str = "",
+                  color: tuple[int, int, int] = (255, 255, 0)) -> np.ndarray:
+    """A copy of `image` with a line through `points` (K, 2) x, y (a polygon when `closed`) and `text` at its start,
+    e.g. a counting line or zone with its counts."""
+    canvas = np.ascontiguousarray(image, dtype=np.uint8).copy()
+    thickness = max(1, round(max(canvas.shape[:2]) / 300))
+    corners = np.round(np.asarray(points, float)).astype(np.int32).reshape(-1, 1, 2)
+    cv2.polylines(canvas, [corners], closed, color, thickness, cv2.LINE_AA)
+    if text:
+        _draw_label(canvas, text, tuple(int(v) for v in corners[0, 0]), list(color))
     return canvas

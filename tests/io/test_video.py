@@ -578,3 +578,46 @@ for spec in sys.argv[1:]:
     assert result.stderr == ""
     assert result.stdout == (f"{damaged}: not a readable video (unknown format or damaged file)\n"
                              "camera 99: no camera at that index (or it is in use)\n")
+
+
+# --- tracking and counting in the script ----------------------------------------------------------------------
+
+
+def test_track_gives_json_lines_and_mots_the_same_ids_every_frame(tmp_path, tiny_frozen_dir, capsys):
+    clip = make_video(tmp_path / "clip.avi", [BRIGHT] * 5)
+    lines, mots = tmp_path / "frames.jsonl", tmp_path / "tracks.txt"
+    rc = webcam.main(["--source", str(clip), "--every-frame", "--json-lines", str(lines), "--mots", str(mots),
+                      "--count-line", f"0,1,{WIDTH - 1},1", "--model", str(tiny_frozen_dir), "--no-display"])
+    assert rc == 0
+    records = [json.loads(line) for line in lines.read_text().splitlines()]
+    ids = [[r["track_id"] for r in record["results"]] for record in records]
+    assert ids == [[1, 2, 3]] * 5  # the model finds the same three instances: each keeps its id
+    mots_rows = [line.split()[:5] for line in mots.read_text().splitlines()]
+    assert mots_rows == [[str(f), str(i), str(c), str(HEIGHT), str(WIDTH)]
+                         for f in range(5) for i, c in zip((1, 2, 3), [int(tiny_model.CLASSES[r]) for r in (0, 1, 2)])]
+    err = capsys.readouterr().err
+    assert f"line (0.0, 1.0)-({WIDTH - 1.0}, 1.0): in 0, out 0" in err and f"saved {mots} (15 lines)" in err
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--count-line", f"0,0,{WIDTH},0"], f"error: --count-line point ({WIDTH}, 0) is outside the {WIDTH}x{HEIGHT} picture"),
+    (["--zone", "1,1,5,5"], "error: --zone '1,1,5,5': a zone needs at least 3 points, got 2"),
+    (["--count-line", "1,2,3"], "error: --count-line '1,2,3': expected x,y pairs of numbers, e.g. 10,20,300,20"),
+])
+def test_bad_count_lines_and_zones_fail_with_one_line_and_leave_no_file(tmp_path, tiny_frozen_dir, capsys,
+                                                                         options, message):
+    clip = make_video(tmp_path / "clip.avi", [BRIGHT] * 2)
+    out = tmp_path / "out"
+    out.mkdir()
+    rc = cli.run_main(webcam.main, ["--source", str(clip), "--every-frame", "--json-lines", str(out / "a.jsonl"),
+                                    "--model", str(tiny_frozen_dir), "--no-display", *options])
+    assert rc == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == message
+    assert list(out.iterdir()) == []
+
+
+def test_mots_into_a_folder_that_cannot_be_written_fails_with_one_line_before_opening_the_source(tmp_path, capsys):
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")  # a file where the folder should be: refused even to root
+    err = _one_line_error(capsys, ["--source", "9", "--mots", str(not_a_folder / "t.txt"), "--model", "x"])
+    assert err.startswith(f"error: {not_a_folder / 't.txt'}: cannot write there")
