@@ -5,7 +5,7 @@ directly or through others, a module that imports it back.
     foundation   errors                                                     -
     io           io.*  (files, pictures, video, locks)                      foundation
     core         masks, label_map, coco_format, model_contract, detections,  io, foundation
-                 postprocess, evaluation, shapes, visualization.*
+                 postprocess, evaluation, shapes, visualization.*, label_exports.*
     models       models.*  (finding, describing, loading, engines)           core, io, foundation
     predictor    predictor, dataset_predictions                             models and below
     training     training.*                                                 predictor and below
@@ -33,7 +33,7 @@ LAYER_OF = {
     "errors": "foundation",
     "io": "io",
     "masks": "core", "label_map": "core", "coco_format": "core", "model_contract": "core", "detections": "core",
-    "postprocess": "core", "evaluation": "core", "shapes": "core", "visualization": "core",
+    "postprocess": "core", "evaluation": "core", "shapes": "core", "visualization": "core", "label_exports": "core",
     "models": "models",
     "predictor": "predictor", "dataset_predictions": "predictor",
     "training": "training",

@@ -5,7 +5,8 @@ whose `result` regions carry `original_width`, `original_height` and a `value`:
 - `rectanglelabels`: `x`, `y`, `width`, `height` in percent, turned `rotation` degrees about the top-left corner;
 - `brushlabels`: `rle`, Label Studio's bit-packed RLE of the RGBA picture (`decode_brush_rle`).
 
-Each region is one instance. Of a task's annotations, a ground-truth one is used, else the first not cancelled.
+Each region is one instance. Of a task's annotations, a ground-truth one is used, else the first not cancelled;
+a task with none uses its first prediction (pre-annotations, a region's `score` kept).
 The picture is looked up by the URL's file name in the images folder, also without the 8-hex-digit prefix Label
 Studio gives uploaded files (`/data/upload/1/0a1b2c3d-cat.jpg` -> `cat.jpg`). Label Studio's COCO export is
 read as COCO.
@@ -82,11 +83,15 @@ def _picture_name(task: dict[str, Any]) -> str | None:
     return PurePosixPath(unquote(local[0] if local else url.path)).name or None
 
 
-def _chosen_annotation(task: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
-    annotations = [(i, a) for i, a in enumerate(task.get("annotations") or [])
+def _chosen_annotation(task: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """(where in the task, the annotation): a ground-truth one, else the first not cancelled, else (a task not
+    yet labelled: pre-annotations) the first prediction."""
+    annotations = [(f"annotations[{i}]", a) for i, a in enumerate(task.get("annotations") or [])
                    if isinstance(a, dict) and not a.get("was_cancelled")]
     ground_truth = [(i, a) for i, a in annotations if a.get("ground_truth")]
-    return (ground_truth or annotations or [None])[0]
+    predictions = [(f"predictions[{i}]", p) for i, p in enumerate(task.get("predictions") or [])
+                   if isinstance(p, dict)]
+    return (ground_truth or annotations or predictions or [None])[0]
 
 
 def read_label_studio(path: Path, images: Path | None, categories: list[dict[str, Any]] | None) -> DatasetBuilder:
@@ -112,11 +117,11 @@ def _read_task(index: int, task: Any, path: Path, builder: DatasetBuilder) -> No
         return
     chosen = _chosen_annotation(task)
     if chosen is None:
-        builder.problem(where, f"{name} has no annotation (or only cancelled ones): skipped")
+        builder.problem(where, f"{name} has no annotation (or only cancelled ones) and no prediction: skipped")
         return
     if not (builder.images / name).is_file() and (builder.images / _UPLOAD_PREFIX.sub("", name)).is_file():
         name = _UPLOAD_PREFIX.sub("", name)
-    number, annotation = chosen
+    place, annotation = chosen
     results = [r for r in annotation.get("result") or [] if isinstance(r, dict)]
     sized = [r for r in results if isinstance(r.get("original_width"), int)
              and isinstance(r.get("original_height"), int)]
@@ -125,7 +130,7 @@ def _read_task(index: int, task: Any, path: Path, builder: DatasetBuilder) -> No
     if picture is None:
         return
     for r, result in enumerate(annotation.get("result") or []):
-        _read_result(result, picture, builder, f"{path}: [{index}].annotations[{number}].result[{r}]")
+        _read_result(result, picture, builder, f"{path}: [{index}].{place}.result[{r}]")
 
 
 def _read_result(result: Any, picture: int, builder: DatasetBuilder, where: str) -> None:
@@ -161,4 +166,4 @@ def _read_result(result: Any, picture: int, builder: DatasetBuilder, where: str)
         builder.problem(where, f"a malformed {kind} region ({type(error).__name__}: {error}): skipped")
         return
     if part is not None:
-        builder.add_instance(picture, labels[0], [part], where)
+        builder.add_instance(picture, labels[0], [part], where, score=result.get("score"))
