@@ -17,14 +17,16 @@ from typing import Any
 
 from ..errors import InstanceSegmentationError
 from ..io.atomic import check_writable
-from .common import ExportOptions, LabelledPicture
+from .common import SHAPES, ExportOptions, LabelledPicture
 from .coco import write_coco
 from .cvat import write_cvat
 from .label_studio import write_label_studio
 from .labelme import write_labelme
+from .polygons import DEFAULT_TOLERANCE, mask_to_polygons
 from .yolo import write_yolo
 
-__all__ = ["FORMATS", "ExportOptions", "LabelExportError", "LabelledPicture", "write_labels"]
+__all__ = ["DEFAULT_TOLERANCE", "FORMATS", "SHAPES", "ExportOptions", "LabelExportError", "LabelledPicture",
+           "check_export", "mask_to_polygons", "write_labels"]
 
 _WRITERS: dict[str, Callable[..., None]] = {
     "label-studio": write_label_studio, "cvat": write_cvat, "labelme": write_labelme, "yolo": write_yolo,
