@@ -25,7 +25,7 @@ from ...errors import DatasetError
 from ...io.json_files import read_json
 from .builder import DatasetBuilder, Part, pick_images_folder, rectangle
 
-_UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-")
+UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-")
 _AREA_TYPES = ("polygonlabels", "rectanglelabels", "brushlabels")
 
 
@@ -69,7 +69,7 @@ def decode_brush_rle(rle: list[int], width: int, height: int) -> np.ndarray:
     return out.reshape(height, width, 4)[:, :, 3] > 0
 
 
-def _picture_name(task: dict[str, Any]) -> str | None:
+def picture_name(task: dict[str, Any]) -> str | None:
     data = task.get("data")
     if not isinstance(data, dict):
         return None
@@ -99,10 +99,10 @@ def read_label_studio(path: Path, images: Path | None, categories: list[dict[str
     tasks = read_json(path, DatasetError, "Label Studio export")
     if not isinstance(tasks, list):
         raise DatasetError(f"{path}: not a Label Studio JSON export (expected a list of tasks)")
-    names = [_picture_name(t) or "" for t in tasks if isinstance(t, dict)]
+    names = [picture_name(t) or "" for t in tasks if isinstance(t, dict)]
     if images is None:
         images = pick_images_folder([path.parent / "images", path.parent],
-                                    names + [_UPLOAD_PREFIX.sub("", n) for n in names])
+                                    names + [UPLOAD_PREFIX.sub("", n) for n in names])
     builder = DatasetBuilder(images, categories)
     for index, task in enumerate(tasks):
         _read_task(index, task, path, builder)
@@ -111,7 +111,7 @@ def read_label_studio(path: Path, images: Path | None, categories: list[dict[str
 
 def _read_task(index: int, task: Any, path: Path, builder: DatasetBuilder) -> None:
     where = f"{path}: [{index}]"
-    name = _picture_name(task) if isinstance(task, dict) else None
+    name = picture_name(task) if isinstance(task, dict) else None
     if name is None:
         builder.problem(where, "a task without a picture in 'data': skipped")
         return
@@ -119,8 +119,8 @@ def _read_task(index: int, task: Any, path: Path, builder: DatasetBuilder) -> No
     if chosen is None:
         builder.problem(where, f"{name} has no annotation (or only cancelled ones) and no prediction: skipped")
         return
-    if not (builder.images / name).is_file() and (builder.images / _UPLOAD_PREFIX.sub("", name)).is_file():
-        name = _UPLOAD_PREFIX.sub("", name)
+    if not (builder.images / name).is_file() and (builder.images / UPLOAD_PREFIX.sub("", name)).is_file():
+        name = UPLOAD_PREFIX.sub("", name)
     place, annotation = chosen
     results = [r for r in annotation.get("result") or [] if isinstance(r, dict)]
     sized = [r for r in results if isinstance(r.get("original_width"), int)
