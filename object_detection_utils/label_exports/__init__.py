@@ -5,8 +5,9 @@
 
 Each format is written as its tool's own import reads it (one module each), and read back by
 `training.labels.load_labels` into the same pixels (masks) or the same pixels within the polygon tolerance
-(polygons), class names and scores included where the format has a place for them (YOLO has none). Every file is
-written atomically; the folder is created.
+(polygons), class names and scores included where the format has a place for them (YOLO has none). An instance
+whose mask has no pixel (a box whose mask stayed under the threshold) is left out. Every file is written
+atomically; the folder is created.
 """
 
 from __future__ import annotations

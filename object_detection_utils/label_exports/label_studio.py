@@ -73,7 +73,7 @@ def prediction(detections: Detections, options: ExportOptions) -> dict[str, Any]
         results.append({"id": f"r{i}", "from_name": options.from_name, "to_name": options.to_name, "type": kind,
                         "original_width": width, "original_height": height, "image_rotation": 0,
                         "value": value, "score": round(instance.score, 5)})
-    score = round(float(np.mean(detections.scores)), 5) if len(detections) else 0.0
+    score = round(float(np.mean([r["score"] for r in results])), 5) if results else 0.0  # of what it holds
     return {"model_version": options.model_version, "score": score, "result": results}
 
 

@@ -1,7 +1,8 @@
 """Exports in each tool's own shape, read back by our readers (and Label Studio's brush RLE by its converter).
 
 One 20 x 16 picture, three instances: a square "cell" with a hole (score 0.9), a "bead" of two parts (0.75) and
-a one-pixel "bead" (0.5). Exact file contents are checked where the format pins them down.
+a one-pixel "bead" (0.5); and a "cell" whose mask is empty (0.3), which no format writes. Exact file contents are
+checked where the format pins them down.
 """
 
 from __future__ import annotations
@@ -41,8 +42,10 @@ def picture(tmp_path) -> LabelledPicture:
     source = tmp_path / "pictures" / "a.png"
     write_image(source, np.full((H, W, 3), 70, np.uint8))
     m = masks()
-    detections = Detections(masks_to_boxes(m), np.array([1, 3, 3], np.int32), ("cell", "bead", "bead"),
-                            np.array([0.9, 0.75, 0.5], np.float32), m, (H, W))
+    m = np.concatenate([m, np.zeros((1, H, W), bool)])
+    boxes = np.concatenate([masks_to_boxes(m[:3]), [[4, 4, 8, 8]]]).astype(np.float32)
+    detections = Detections(boxes, np.array([1, 3, 3, 1], np.int32), ("cell", "bead", "bead", "cell"),
+                            np.array([0.9, 0.75, 0.5, 0.3], np.float32), m, (H, W))
     return LabelledPicture("a.png", source, detections)
 
 
