@@ -30,14 +30,13 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from object_detection_utils import Segmenter, load_model, read_image  # noqa: E402
-from object_detection_utils.coco_format import decode_mask  # noqa: E402
-from object_detection_utils.detections import Detections  # noqa: E402
-from object_detection_utils.evaluation import load_ground_truth  # noqa: E402
-from object_detection_utils.label_exports import FORMATS, SHAPES, ExportOptions, LabelledPicture, write_labels  # noqa: E402
-from object_detection_utils.masks import masks_to_boxes  # noqa: E402
-from object_detection_utils.shapes import write_shapes_dataset  # noqa: E402
-from object_detection_utils.training.labels.round_trip import mask_ious, read_detections  # noqa: E402
+from object_detection_utils import Segmenter, load_model, read_image
+from object_detection_utils.detections import Detections
+from object_detection_utils.evaluation import load_ground_truth
+from object_detection_utils.label_exports import FORMATS, SHAPES, ExportOptions, LabelledPicture, write_labels
+from object_detection_utils.masks import masks_to_boxes
+from object_detection_utils.shapes import write_shapes_dataset
+from object_detection_utils.training.labels.round_trip import mask_ious, read_detections
 
 SHARED = REPO.parent / "shared"
 MODEL = SHARED / "models" / "shapes-r18-128"

@@ -21,12 +21,12 @@ import sys
 import tempfile
 import threading
 import urllib.request
-import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
+from xml.etree import ElementTree
 
 import numpy as np
 

@@ -18,8 +18,8 @@ from typing import Any
 
 from ..errors import InstanceSegmentationError
 from ..io.atomic import check_writable
-from .common import SHAPES, ExportOptions, LabelledPicture
 from .coco import write_coco
+from .common import SHAPES, ExportOptions, LabelledPicture
 from .cvat import write_cvat
 from .label_studio import write_label_studio
 from .labelme import write_labelme

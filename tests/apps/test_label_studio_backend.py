@@ -84,8 +84,8 @@ def test_predict_answers_polygons_of_the_configured_classes(server, segmenter, t
     assert np.array_equal(back.masks, expected.masks) and back.class_names == ("person", "dog")
 
 
-def test_predict_answers_brush_masks_for_a_brush_config_and_400_for_a_missing_picture(server, segmenter):
-    url, pictures = server
+def test_predict_answers_brush_masks_for_a_brush_config_and_400_for_a_missing_picture(server):
+    url, _ = server
     status, answer = call(f"{url}/predict", {"tasks": [{"id": 1, "data": {"img": "/data/local-files/?d=b.png"}}],
                                              "label_config": BRUSH_CONFIG, "project": "1.1"})
     assert status == 200

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import base64
 import json
-import xml.etree.ElementTree as ElementTree
 from pathlib import Path
+from xml.etree import ElementTree
 
 import cv2
 import numpy as np
@@ -19,7 +19,13 @@ import pytest
 from object_detection_utils.detections import Detections
 from object_detection_utils.io.images import write_image
 from object_detection_utils.label_exports import (
-    FORMATS, SHAPES, ExportOptions, LabelExportError, LabelledPicture, write_labels)
+    FORMATS,
+    SHAPES,
+    ExportOptions,
+    LabelExportError,
+    LabelledPicture,
+    write_labels,
+)
 from object_detection_utils.masks import masks_to_boxes
 from object_detection_utils.training.labels.round_trip import read_detections
 

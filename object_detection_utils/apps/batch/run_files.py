@@ -14,8 +14,8 @@ import numpy as np
 from ...coco_format import coco_image_ids, decode_mask
 from ...detections import Detections
 from ...io.atomic import atomic_file
-from ...label_exports import ExportOptions, LabelledPicture, write_labels
 from ...io.coco import write_coco_dataset
+from ...label_exports import ExportOptions, LabelledPicture, write_labels
 from ...label_map import LabelMap
 
 Records = Callable[[], Iterable[dict[str, Any]]]  # a fresh stream of journal records on each call
