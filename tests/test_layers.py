@@ -6,7 +6,7 @@ directly or through others, a module that imports it back.
     io           io.*  (files, pictures, video, locks)                      foundation
     core         masks, label_map, coco_format, model_contract, detections,  io, foundation
                  postprocess, evaluation, shapes, shapes_video, tracking.*,
-                 visualization.*
+                 visualization.*, label_exports.*
     models       models.*  (finding, describing, loading, engines)           core, io, foundation
     predictor    predictor, dataset_predictions, mrcnn (matterport's API)   models and below
     training     training.*                                                 predictor and below
@@ -35,7 +35,7 @@ LAYER_OF = {
     "io": "io",
     "masks": "core", "label_map": "core", "coco_format": "core", "model_contract": "core", "detections": "core",
     "postprocess": "core", "evaluation": "core", "shapes": "core", "shapes_video": "core", "tracking": "core",
-    "visualization": "core",
+    "visualization": "core", "label_exports": "core",
     "models": "models",
     "predictor": "predictor", "dataset_predictions": "predictor", "mrcnn": "predictor",
     "training": "training",

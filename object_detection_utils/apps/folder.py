@@ -3,6 +3,7 @@
     python instance_segmentation_images.py                                  # images/ -> segmented_images/
     python instance_segmentation_images.py -i photos -r -o out --masks --coco-json out/results.json
     python instance_segmentation_images.py -i 'shots/**/*.png' --classes person --summary out/summary.csv
+    python instance_segmentation_images.py -i new_photos --export-labels label-studio out/ls   # pre-annotations
 
 A rerun skips the pictures whose outputs are complete (--overwrite redoes them); Ctrl+C stops after the
 pictures in flight are written. Bad files are reported and skipped; the exit code is 1 if any failed.
@@ -20,6 +21,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..label_exports import DEFAULT_TOLERANCE, FORMATS, SHAPES, ExportOptions, check_export
 from ..predictor import SegmenterSpec
 from . import cli
 from .batch import BatchOptions, BatchReport, PipelineOptions, find_pictures, run_batch
@@ -47,6 +49,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                          help="write the run's detections as one COCO JSON (boxes, RLE masks, scores)")
     outputs.add_argument("--summary", type=location, default=None,
                          help="write one line per picture: a .csv, or JSON lines for any other suffix")
+    outputs.add_argument("--export-labels", nargs=2, metavar=("FORMAT", "DIR"), default=None,
+                         help="also write the detections as pre-annotations for a labelling tool into DIR: "
+                              f"{', '.join(FORMATS)} (docs/LABELS.md)")
+    outputs.add_argument("--export-shapes", choices=SHAPES, default="masks",
+                         help="exported instances as pixel-exact masks or editable polygons (YOLO: always "
+                              "polygons) (default: %(default)s)")
+    outputs.add_argument("--polygon-tolerance", type=float, default=DEFAULT_TOLERANCE, metavar="PIXELS",
+                         help="polygon simplification; up to 0.25 keeps every pixel (default: %(default)s)")
+    outputs.add_argument("--label-studio-url", default=ExportOptions.image_url, metavar="TEMPLATE",
+                         help="Label Studio tasks' picture URL, {name} the picture's relative path "
+                              "(default: %(default)s, its local-files storage)")
     outputs.add_argument("--overwrite", action="store_true", help="redo pictures whose outputs are complete")
     outputs.add_argument("--jpeg-quality", type=int, default=95, help="quality of JPEG overlays (default: 95)")
     tuning = parser.add_argument_group("pipeline")
@@ -63,12 +76,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     cli.add_picture_arguments(parser)
     cli.add_model_arguments(parser)
     args = cli.parse_args(parser, argv)
-    if args.no_overlay and not (args.masks or args.coco_json or args.summary):
-        parser.error("--no-overlay leaves nothing to write: add --masks, --coco-json or --summary")
+    if args.no_overlay and not (args.masks or args.coco_json or args.summary or args.export_labels):
+        parser.error("--no-overlay leaves nothing to write: add --masks, --coco-json, --summary or --export-labels")
     remote = [str(place) for place in (*(args.input or []), args.output, args.coco_json, args.summary)
               if place is not None and is_remote(place)]
     if remote and args.ray is None:
         parser.error(f"{remote[0]}: remote files are read and written by the Ray job: add --ray")
+    if remote and args.export_labels:
+        parser.error(f"{remote[0]}: --export-labels takes local pictures and a local folder")
+    if args.polygon_tolerance < 0:
+        parser.error("--polygon-tolerance must be 0 or more")
     return args
 
 
@@ -97,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         return no_pictures(args)
     with claim_output_folder(args.output):  # unwritable or busy: say so before the slow model load
         pass
+    check_label_export(args)
     segmenter = cli.segmenter_from_args(args)
     pipeline = PipelineOptions(args.readers, args.writers, args.prefetch, progress=not args.no_progress)
     with stop_on_interrupt(STOP_NOTICE) as stop:
@@ -115,6 +133,7 @@ def main_ray(args: argparse.Namespace) -> int:
     if not is_remote(args.output):
         with claim_output_folder(args.output):
             pass
+    check_label_export(args)
     spec = SegmenterSpec.from_args(args)
     name = spec.describe().name  # an unknown model or class: one line, before Ray starts
     connect(args.ray or None)
@@ -123,6 +142,12 @@ def main_ray(args: argparse.Namespace) -> int:
                                progress=not args.no_progress, stop=stop,
                                log=lambda line: print(line, file=sys.stderr))
     return finish(report, name, args)
+
+
+def check_label_export(args: argparse.Namespace) -> None:
+    """An unknown --export-labels format or an unwritable folder: one line, before the model loads."""
+    if args.export_labels:
+        check_export(args.export_labels[0], args.export_labels[1])
 
 
 def batch_options(args: argparse.Namespace) -> BatchOptions:
@@ -135,6 +160,9 @@ def batch_options(args: argparse.Namespace) -> BatchOptions:
         overwrite=args.overwrite,
         jpeg_quality=args.jpeg_quality,
         max_pixels=args.max_pixels,
+        export_labels=(args.export_labels[0], Path(args.export_labels[1])) if args.export_labels else None,
+        export_options=ExportOptions(shapes=args.export_shapes, tolerance=args.polygon_tolerance,
+                                     model_version=Path(args.model).name, image_url=args.label_studio_url),
     )
 
 

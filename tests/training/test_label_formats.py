@@ -423,7 +423,7 @@ def test_label_studio_json_export(tmp_path):
         f"{export}: [0].annotations[0].result[3]: polygon with 2 points (needs 3 or more): skipped",
         f"{export}: [0].annotations[0].result[4]: a 'keypointlabels' region is not an area: skipped",
         f"{export}: [2]: picture {tmp_path / 'images' / '9f8e7d6c-c.png'} is missing: skipped",
-        f"{export}: [3]: 11111111-a.png has no annotation (or only cancelled ones): skipped",
+        f"{export}: [3]: 11111111-a.png has no annotation (or only cancelled ones) and no prediction: skipped",
     ]
 
 

@@ -6,8 +6,8 @@
 
 Results are recorded in input order in the journal, one line per finished picture, appended only after all of
 that picture's files are renamed into place. The run's COCO JSON and summary are written at the end from the
-journal (so they cover earlier runs too), streamed line by line: memory stays bounded by the queue sizes,
-whatever the number of pictures.
+journal (so they cover earlier runs too), as are the labels of --export-labels, streamed line by line: memory
+stays bounded by the queue sizes, whatever the number of pictures.
 """
 
 from __future__ import annotations
@@ -28,13 +28,14 @@ from tqdm import tqdm
 from ...errors import ImageReadError, first_line
 from ...io.atomic import remove_stale_temp_files
 from ...io.images import DEFAULT_MAX_PIXELS, read_image
+from ...label_exports import ExportOptions
 from ...model_contract import RawOutputs
 from ...predictor import Segmenter
 from .inputs import Picture
 from .journal import JOURNAL_NAME, Journal
 from .output_folder import claim_output_folder
 from .outputs import picture_record, write_picture_outputs
-from .run_files import write_coco_json, write_summary
+from .run_files import write_coco_json, write_label_export, write_summary
 
 # Write errors that no later picture would escape: the run stops instead of failing every picture in turn.
 OUTPUT_FOLDER_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO})
@@ -52,6 +53,8 @@ class BatchOptions:
     overwrite: bool = False
     jpeg_quality: int = 95
     max_pixels: int = DEFAULT_MAX_PIXELS  # larger pictures are refused before decoding
+    export_labels: tuple[str, Path] | None = None  # (format, folder): pre-annotations for a labelling tool
+    export_options: ExportOptions = ExportOptions()
 
     @property
     def kinds(self) -> list[str]:
@@ -202,6 +205,11 @@ def _run_claimed(
             write_coco_json(options.coco_json, lambda: journal.records(names), segmenter.label_map)
         if options.summary is not None and report.error is None:
             write_summary(options.summary, lambda: journal.records(names), report.failures)
+        if options.export_labels is not None and report.error is None:
+            format, folder = options.export_labels
+            write_label_export(format, folder, lambda: journal.records(names),
+                               {picture.name: picture.source for picture in pictures}, segmenter.label_map,
+                               options.export_options)
     except OSError as error:
         report.error = f"{error.filename}: {error.strerror}"
     report.seconds = time.perf_counter() - start

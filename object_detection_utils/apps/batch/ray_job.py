@@ -38,7 +38,7 @@ from .output_folder import claim_output_folder
 from .pipeline import BatchOptions, BatchReport, finish_picture, output_error, pictures_to_do
 from .ray_cluster import TASK_CPUS, check_room, default_actors
 from .remote_files import RemotePath, read_picture, written_locally
-from .run_files import write_coco_json, write_summary
+from .run_files import write_coco_json, write_label_export, write_summary
 
 # Pictures per block, the unit of a task: a few, so that Ray's cost per task is shared (a block per picture
 # halves the throughput of a 60 ms model on 2 cores), and not many, so that a block's pictures stay small in
@@ -216,6 +216,11 @@ def _run(job: _RayJob, journal: Journal) -> BatchReport:
         if options.summary is not None and report.error is None:
             with written_locally(options.summary) as path:
                 write_summary(path, lambda: journal.records(names), report.failures)
+        if options.export_labels is not None and report.error is None:
+            format, folder = options.export_labels  # a local folder, of local pictures (the command checks)
+            write_label_export(format, folder, lambda: journal.records(names),
+                               {picture.name: Path(str(picture.source)) for picture in pictures},
+                               segmenter.label_map, options.export_options)
     except OSError as error:
         report.error = f"{error.filename}: {error.strerror}"
     # The model load is not the pipeline's time, as locally: count from the first model ready (when it came later).

@@ -1,4 +1,5 @@
-"""The files that cover a whole run, written at its end from the journal: one COCO JSON and a summary."""
+"""The files that cover a whole run, written at its end from the journal: one COCO JSON, a summary, and the
+detections as a labelling tool's pre-annotations."""
 
 from __future__ import annotations
 
@@ -8,9 +9,13 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from ...coco_format import coco_image_ids, decode_mask
+from ...detections import Detections
 from ...io.atomic import atomic_file
-from ...coco_format import coco_image_ids
 from ...io.coco import write_coco_dataset
+from ...label_exports import ExportOptions, LabelledPicture, write_labels
 from ...label_map import LabelMap
 
 Records = Callable[[], Iterable[dict[str, Any]]]  # a fresh stream of journal records on each call
@@ -73,3 +78,33 @@ def write_summary(path: Path, records: Records, failures: Sequence[tuple[str, st
             file.write(json.dumps({key: record[key] for key in keys}) + "\n")
         for name, reason in failures:
             file.write(json.dumps({"file": name, "error": reason}) + "\n")
+
+
+def write_label_export(format: str, folder: Path, records: Records, sources: dict[str, Path], label_map: LabelMap,
+                       options: ExportOptions) -> None:
+    """The run's detections as `format` pre-annotations in `folder` (`label_exports.write_labels`), one picture
+    at a time from the journal; `sources` gives each picture's file by name."""
+    found = {entry["category_id"] for record in records() for entry in record["coco"]}
+    categories = [{"id": class_id, "name": label_map.name(class_id)} for class_id in sorted(set(label_map) | found)]
+
+    def pictures() -> Iterable[LabelledPicture]:
+        for record in records():
+            yield LabelledPicture(record["file"], sources[record["file"]], record_detections(record, label_map))
+
+    write_labels(format, folder, pictures(), categories, options)
+
+
+def record_detections(record: dict[str, Any], label_map: LabelMap) -> Detections:
+    """A journal record's detections again: its COCO entries (boxes, classes, scores rounded as stored, masks)."""
+    entries = record["coco"]
+    size = (record["height"], record["width"])
+    boxes = np.array([[x, y, x + w, y + h] for x, y, w, h in (e["bbox"] for e in entries)], np.float32)
+    with_masks = all("segmentation" in e for e in entries)
+    return Detections(
+        boxes=boxes.reshape(-1, 4),
+        class_ids=np.array([e["category_id"] for e in entries], np.int32),
+        class_names=tuple(label_map.name(e["category_id"]) for e in entries),
+        scores=np.array([e["score"] for e in entries], np.float32),
+        masks=np.array([decode_mask(e["segmentation"]) for e in entries], bool).reshape(-1, *size)
+        if with_masks else None,
+        image_size=size)

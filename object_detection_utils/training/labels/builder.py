@@ -139,9 +139,11 @@ class DatasetBuilder:
         full[top:top + h, left:left + w] = mask
         return Part(mask=full)
 
-    def add_instance(self, picture: int, label: str, parts: list[Part], where: str, iscrowd: int = 0) -> None:
+    def add_instance(self, picture: int, label: str, parts: list[Part], where: str, iscrowd: int = 0,
+                     score: Any = None) -> None:
         """One instance of class `label` made of `parts` (their union). Parts already reported are left out
-        by the caller; an instance with none left, of an unknown class, or covering no pixel is reported."""
+        by the caller; an instance with none left, of an unknown class, or covering no pixel is reported.
+        `score`: a model's confidence, kept as the annotation's `score` when it is a number (pre-annotations)."""
         if self._ids is not None and label not in self._ids:
             self.problem(where, f"unknown class {label!r} (known: {', '.join(sorted(self._ids))}): skipped")
             return
@@ -165,7 +167,8 @@ class DatasetBuilder:
             segmentation = encode_mask(mask_utils.decode(merged).astype(bool))
         self._annotations.append({
             "picture": picture, "category_id": label, "segmentation": segmentation, "area": area,
-            "bbox": [round(float(v), 2) for v in mask_utils.toBbox(merged)], "iscrowd": int(bool(iscrowd))})
+            "bbox": [round(float(v), 2) for v in mask_utils.toBbox(merged)], "iscrowd": int(bool(iscrowd)),
+            **({"score": float(score)} if isinstance(score, (int, float)) and not isinstance(score, bool) else {})})
 
     def build(self) -> dict[str, Any]:
         """The COCO dataset dict: images and annotations numbered from 1 in the order they were added."""

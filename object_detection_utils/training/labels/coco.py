@@ -4,7 +4,8 @@ Studio (result.json beside images/) export it, or any other tool.
 Category ids are kept when all are 1 or more, else (Label Studio counts from 0) renumbered 1.. in id order.
 Polygon and RLE (compressed or not) segmentations are read; one with neither is its `bbox` as a rectangle. CVAT
 writes every mask as an uncompressed RLE with `iscrowd` 1 (its `attributes` extension present): such masks are
-read as ordinary instances, or training would ignore them as crowds.
+read as ordinary instances, or training would ignore them as crowds. An annotation's `score` (pre-annotations)
+is kept.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def read_coco(path: Path, images: Path | None, categories: list[dict[str, Any]] 
         crowd = int(bool(annotation.get("iscrowd", 0)))
         if crowd and isinstance(annotation.get("segmentation"), dict) and "attributes" in annotation:
             crowd = 0  # CVAT's (datumaro's) way of writing any mask
-        builder.add_instance(picture, names[category], parts, where, crowd)
+        builder.add_instance(picture, names[category], parts, where, crowd, annotation.get("score"))
     return builder
 
 

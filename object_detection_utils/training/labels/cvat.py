@@ -5,7 +5,7 @@ alternating runs of 0s and 1s, 0s first, over its `width` x `height` box read ro
 `ellipse` (drawn as CVAT draws it when exporting masks) are areas. Shapes of one label sharing a `group_id` form
 one instance, boxes in a group giving way to its polygons and masks (as CVAT's COCO export does). Polylines,
 points, cuboids, skeletons and tags are not areas: they are counted in one problem. The classes are the
-`<meta>` labels, in their order.
+`<meta>` labels, in their order. A shape's `<attribute name="score">` (our pre-annotations) is kept.
 """
 
 from __future__ import annotations
@@ -120,6 +120,7 @@ def _read_picture(element: _Element, file: Path, builder: DatasetBuilder, not_ar
     if picture is None:
         return
     instances: dict[Any, tuple[str, str, list[Part]]] = {}
+    scores: dict[Any, float | None] = {}
     for index, shape in enumerate(element.children):
         if shape.tag in _NOT_AREAS:
             not_areas[shape.tag] += 1
@@ -131,6 +132,7 @@ def _read_picture(element: _Element, file: Path, builder: DatasetBuilder, not_ar
         group = shape.attributes.get("group_id", "0")
         key = index if group in ("", "0") else (label, group)
         _, _, parts = instances.setdefault(key, (where, label, []))
+        scores.setdefault(key, _score(shape))
         try:
             part = _part(shape, picture, builder, where)
         except (KeyError, ValueError) as error:
@@ -138,8 +140,19 @@ def _read_picture(element: _Element, file: Path, builder: DatasetBuilder, not_ar
             part = None
         if part is not None:
             parts.append(part)
-    for where, label, parts in instances.values():
-        builder.add_instance(picture, label, parts, where)
+    for key, (where, label, parts) in instances.items():
+        builder.add_instance(picture, label, parts, where, score=scores[key])
+
+
+def _score(shape: _Element) -> float | None:
+    """The number in a shape's `<attribute name="score">`, if it has one."""
+    for child in shape.children:
+        if child.tag == "attribute" and child.attributes.get("name") == "score":
+            try:
+                return float(child.text)
+            except ValueError:
+                return None
+    return None
 
 
 def _part(shape: _Element, picture: int, builder: DatasetBuilder, where: str) -> Part | None:

@@ -5,7 +5,8 @@ whose `result` regions carry `original_width`, `original_height` and a `value`:
 - `rectanglelabels`: `x`, `y`, `width`, `height` in percent, turned `rotation` degrees about the top-left corner;
 - `brushlabels`: `rle`, Label Studio's bit-packed RLE of the RGBA picture (`decode_brush_rle`).
 
-Each region is one instance. Of a task's annotations, a ground-truth one is used, else the first not cancelled.
+Each region is one instance. Of a task's annotations, a ground-truth one is used, else the first not cancelled;
+a task with none uses its first prediction (pre-annotations, a region's `score` kept).
 The picture is looked up by the URL's file name in the images folder, also without the 8-hex-digit prefix Label
 Studio gives uploaded files (`/data/upload/1/0a1b2c3d-cat.jpg` -> `cat.jpg`). Label Studio's COCO export is
 read as COCO.
@@ -24,7 +25,7 @@ from ...errors import DatasetError
 from ...io.json_files import read_json
 from .builder import DatasetBuilder, Part, pick_images_folder, rectangle
 
-_UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-")
+UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-")
 _AREA_TYPES = ("polygonlabels", "rectanglelabels", "brushlabels")
 
 
@@ -68,7 +69,7 @@ def decode_brush_rle(rle: list[int], width: int, height: int) -> np.ndarray:
     return out.reshape(height, width, 4)[:, :, 3] > 0
 
 
-def _picture_name(task: dict[str, Any]) -> str | None:
+def picture_name(task: dict[str, Any]) -> str | None:
     data = task.get("data")
     if not isinstance(data, dict):
         return None
@@ -82,11 +83,15 @@ def _picture_name(task: dict[str, Any]) -> str | None:
     return PurePosixPath(unquote(local[0] if local else url.path)).name or None
 
 
-def _chosen_annotation(task: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
-    annotations = [(i, a) for i, a in enumerate(task.get("annotations") or [])
+def _chosen_annotation(task: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """(where in the task, the annotation): a ground-truth one, else the first not cancelled, else (a task not
+    yet labelled: pre-annotations) the first prediction."""
+    annotations = [(f"annotations[{i}]", a) for i, a in enumerate(task.get("annotations") or [])
                    if isinstance(a, dict) and not a.get("was_cancelled")]
     ground_truth = [(i, a) for i, a in annotations if a.get("ground_truth")]
-    return (ground_truth or annotations or [None])[0]
+    predictions = [(f"predictions[{i}]", p) for i, p in enumerate(task.get("predictions") or [])
+                   if isinstance(p, dict)]
+    return (ground_truth or annotations or predictions or [None])[0]
 
 
 def read_label_studio(path: Path, images: Path | None, categories: list[dict[str, Any]] | None) -> DatasetBuilder:
@@ -94,10 +99,10 @@ def read_label_studio(path: Path, images: Path | None, categories: list[dict[str
     tasks = read_json(path, DatasetError, "Label Studio export")
     if not isinstance(tasks, list):
         raise DatasetError(f"{path}: not a Label Studio JSON export (expected a list of tasks)")
-    names = [_picture_name(t) or "" for t in tasks if isinstance(t, dict)]
+    names = [picture_name(t) or "" for t in tasks if isinstance(t, dict)]
     if images is None:
         images = pick_images_folder([path.parent / "images", path.parent],
-                                    names + [_UPLOAD_PREFIX.sub("", n) for n in names])
+                                    names + [UPLOAD_PREFIX.sub("", n) for n in names])
     builder = DatasetBuilder(images, categories)
     for index, task in enumerate(tasks):
         _read_task(index, task, path, builder)
@@ -106,17 +111,17 @@ def read_label_studio(path: Path, images: Path | None, categories: list[dict[str
 
 def _read_task(index: int, task: Any, path: Path, builder: DatasetBuilder) -> None:
     where = f"{path}: [{index}]"
-    name = _picture_name(task) if isinstance(task, dict) else None
+    name = picture_name(task) if isinstance(task, dict) else None
     if name is None:
         builder.problem(where, "a task without a picture in 'data': skipped")
         return
     chosen = _chosen_annotation(task)
     if chosen is None:
-        builder.problem(where, f"{name} has no annotation (or only cancelled ones): skipped")
+        builder.problem(where, f"{name} has no annotation (or only cancelled ones) and no prediction: skipped")
         return
-    if not (builder.images / name).is_file() and (builder.images / _UPLOAD_PREFIX.sub("", name)).is_file():
-        name = _UPLOAD_PREFIX.sub("", name)
-    number, annotation = chosen
+    if not (builder.images / name).is_file() and (builder.images / UPLOAD_PREFIX.sub("", name)).is_file():
+        name = UPLOAD_PREFIX.sub("", name)
+    place, annotation = chosen
     results = [r for r in annotation.get("result") or [] if isinstance(r, dict)]
     sized = [r for r in results if isinstance(r.get("original_width"), int)
              and isinstance(r.get("original_height"), int)]
@@ -125,7 +130,7 @@ def _read_task(index: int, task: Any, path: Path, builder: DatasetBuilder) -> No
     if picture is None:
         return
     for r, result in enumerate(annotation.get("result") or []):
-        _read_result(result, picture, builder, f"{path}: [{index}].annotations[{number}].result[{r}]")
+        _read_result(result, picture, builder, f"{path}: [{index}].{place}.result[{r}]")
 
 
 def _read_result(result: Any, picture: int, builder: DatasetBuilder, where: str) -> None:
@@ -161,4 +166,4 @@ def _read_result(result: Any, picture: int, builder: DatasetBuilder, where: str)
         builder.problem(where, f"a malformed {kind} region ({type(error).__name__}: {error}): skipped")
         return
     if part is not None:
-        builder.add_instance(picture, labels[0], [part], where)
+        builder.add_instance(picture, labels[0], [part], where, score=result.get("score"))

@@ -3,7 +3,7 @@
 Shapes of one label sharing a `group_id` form one instance (labelme's own convention); `polygon`, `rectangle`,
 `circle` (a polygon of labelme2coco's point count) and `mask` (a base64 PNG over the box of its two points) are
 areas; `line`, `linestrip`, `point` and `points` are not and are reported. `imageData`, the picture embedded in
-the JSON, is not used: the picture file must be there.
+the JSON, is not used: the picture file must be there. A shape's `score` (our pre-annotations) is kept.
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ def _read_file(file: Path, builder: DatasetBuilder, images_given: bool) -> None:
         return
 
     instances: dict[Any, tuple[str, str, list[Part]]] = {}
+    scores: dict[Any, Any] = {}
     for index, shape in enumerate(document["shapes"]):
         where = f"{file}: shapes[{index}]"
         label = shape.get("label") if isinstance(shape, dict) else None
@@ -73,10 +74,11 @@ def _read_file(file: Path, builder: DatasetBuilder, images_given: bool) -> None:
         group = shape.get("group_id")
         key = index if group is None else (label, group)
         _, _, parts = instances.setdefault(key, (where, label, []))
+        scores.setdefault(key, shape.get("score"))
         if part is not None:
             parts.append(part)
-    for where, label, parts in instances.values():
-        builder.add_instance(picture, label, parts, where)
+    for key, (where, label, parts) in instances.items():
+        builder.add_instance(picture, label, parts, where, score=scores[key])
 
 
 def _part(shape: dict[str, Any], picture: int, builder: DatasetBuilder, where: str) -> Part | None:
