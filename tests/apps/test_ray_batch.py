@@ -408,3 +408,21 @@ def test_without_ray_the_option_says_what_to_install(monkeypatch, tiny_frozen_di
     assert code == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         'error: the --ray option needs Ray: pip install "instance-segmentation[ray]" (or pip install -e ".[ray]")']
+
+
+def test_the_ray_job_exports_the_labels_the_local_run_does(ray_cluster, tiny_frozen_dir, tmp_path):
+    from object_detection_utils.training.labels.round_trip import read_detections
+
+    pictures = make_pictures(tmp_path / "pictures", broken=False)
+    for where in ("local", "ray"):
+        args = ray_script(str(pictures), str(tmp_path / where), tiny_frozen_dir,
+                          "--export-labels", "labelme", str(tmp_path / f"{where}-labels"))
+        assert instance_segmentation_images.main(args if where == "ray" else args[1:]) == 0
+
+    def exported(folder: Path) -> dict[str, dict]:
+        return {p.relative_to(folder).as_posix(): json.loads(p.read_text()) for p in sorted(folder.rglob("*.json"))}
+
+    local = exported(tmp_path / "local-labels")
+    assert len(local) == len(PICTURES) and exported(tmp_path / "ray-labels") == local
+    back = read_detections(tmp_path / "ray-labels", "labelme", pictures)
+    assert sum(len(detections) for detections in back.values()) == 12  # the tiny model's instances, as in COCO
