@@ -16,6 +16,38 @@ SHARED = REPO.parent / "shared"
 SHARED_DATA = SHARED / "data"
 SHARED_MODELS = SHARED / "models"
 
+# pytest-xdist (pyproject's addopts) hands each worker whole groups of tests: a module, so that its fixtures are built
+# once, or modules that share a costly session fixture (the trained tiny model). The costliest groups go out first,
+# so that the longest work starts first and the other workers fill in around it.
+SHARED_GROUPS = {"training/test_training.py": "training", "training/test_finetune.py": "training"}
+COSTLIEST_FIRST = ("training", "apps/test_ray_batch.py", "training/test_label_formats.py", "models/test_backends.py",
+                   "apps/serve/test_ray_serve.py", "apps/test_matterport_scripts.py", "test_quiet.py",
+                   "apps/test_batch_failures.py", "apps/test_batch.py", "io/test_video_failures.py")
+
+
+def test_group(nodeid: str) -> str:
+    """The group of a test: its module's path under tests/, or the group modules share (SHARED_GROUPS)."""
+    module = nodeid.split("::", 1)[0].removeprefix("tests/")
+    return SHARED_GROUPS.get(module, module)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The costliest groups first (COSTLIEST_FIRST); the others in collection order."""
+    order = {group: i for i, group in enumerate(COSTLIEST_FIRST)}
+    items.sort(key=lambda item: order.get(test_group(item.nodeid), len(order)))
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """xdist's module-by-module scheduling, with SHARED_GROUPS' modules as one unit. (Its --dist loadgroup marks would
+    do the same, but pytest 9.2 no longer lets xdist 3.8 rename the tests it groups.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return test_group(nodeid)
+
+    return GroupScheduling(config, log)
+
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
@@ -48,6 +80,27 @@ def tiny_boxes_only_dir(tmp_path_factory) -> Path:
 def tiny_model_dir(request, tiny_frozen_dir, tiny_saved_dir) -> Path:
     """Each tiny model format in turn."""
     return tiny_frozen_dir if request.param == "frozen_graph" else tiny_saved_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_training_run(tmp_path_factory) -> dict:
+    """The whole training job, once for the run: two real steps of a tiny Mask R-CNN (ResNet10, 64 px, light heads)
+    on 6 generated shapes pictures, its export and validation. Its folders are read by tests/training; a test that
+    trains on or changes them works on a copy. Skips unless tf-models-official is installed."""
+    pytest.importorskip("official.vision", reason="tf-models-official is not installed (pip install -e '.[train]'): "
+                                                  "training tests skipped")
+    from object_detection_utils.shapes import write_shapes_dataset
+    from object_detection_utils.training.pipeline import options_for, run_training, split_dataset
+    from object_detection_utils.training.tfrecords import CocoDataset
+
+    root = tmp_path_factory.mktemp("training")
+    annotations = write_shapes_dataset(root / "shapes", count=6, seed=4, size=(64, 64), progress=False)
+    dataset = CocoDataset(annotations, root / "shapes" / "images")
+    split = split_dataset(dataset)
+    options, label_map = options_for(dataset, steps=2, **tiny_model.TINY_TRAINING)
+    summary = run_training(split, options, label_map, root / "run", root / "export", progress=False)
+    return {"root": root, "dataset": dataset, "split": split, "options": options, "summary": summary,
+            "run": root / "run", "records": root / "run" / "data" / "train.tfrecord", "export": root / "export"}
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tiny_model import TINY_TRAINING as TINY
 from zoo_server import ZooServer, tar_gz
 
 from object_detection_utils.errors import InstanceSegmentationError, NoConnection
@@ -22,7 +23,6 @@ from object_detection_utils.label_map import LabelMap
 from object_detection_utils.models.export_options import TrainOptions
 from object_detection_utils.shapes import SHAPE_CLASSES, shape_classes, write_shapes_dataset
 
-TINY = {"backbone": "resnet10", "input_size": 64, "batch_size": 2, "warmup_steps": 1, "checkpoint_every": 1}
 OTHER = shape_classes(["star", "cross"])  # another task: two classes instead of three
 
 
@@ -47,18 +47,9 @@ def values(variables) -> list[np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def source(tf, tmp_path_factory):
-    """A tiny shapes model trained 2 steps: its training folder and its export."""
-    from object_detection_utils.training.pipeline import options_for, run_training, split_dataset
-    from object_detection_utils.training.tfrecords import CocoDataset
-
-    root = tmp_path_factory.mktemp("source")
-    annotations = write_shapes_dataset(root / "shapes", count=6, seed=4, size=(64, 64), progress=False)
-    dataset = CocoDataset(annotations, root / "shapes" / "images")
-    options, label_map = options_for(dataset, steps=2, **TINY)
-    run_training(split_dataset(dataset), options, label_map, root / "run", root / "export", progress=False)
-    return {"root": root, "options": options, "run": root / "run", "export": root / "export",
-            "records": root / "run" / "data" / "train.tfrecord"}
+def source(tf, tiny_training_run):
+    """A tiny shapes model trained 2 steps: its training folder and its export (conftest.py's, shared)."""
+    return tiny_training_run
 
 
 def source_model(tf, source, options: TrainOptions):

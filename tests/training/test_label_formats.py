@@ -582,24 +582,29 @@ def _shapes_labels(root: Path, kind: str) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["labelme", "yolo", "cvat"])
-def test_training_command_trains_on_converted_labels_and_exports(tmp_path, kind, capsys):
+@pytest.mark.parametrize("kind, val_kind", [("labelme", None), ("yolo", "cvat")])
+def test_training_command_trains_on_converted_labels_and_exports(tmp_path, kind, val_kind, capsys):
+    """Each format through the command: labelme and YOLO labels as --labels, CVAT's as --val-labels (the same
+    conversion; one training run fewer)."""
     pytest.importorskip("official.vision", reason="tf-models-official is not installed: training tests skipped")
     import instance_segmentation_train
     from object_detection_utils import load_model
 
     labels = _shapes_labels(tmp_path / kind, kind)
     run = tmp_path / "run"
+    validation = ["--val-fraction", "0.2"] if val_kind is None else [
+        "--val-labels", str(_shapes_labels(tmp_path / val_kind, val_kind))]
     assert instance_segmentation_train.main([
         "train", "--labels", str(labels), "--model-dir", str(run), "--steps", "2", "--backbone", "resnet10",
-        "--input-size", "64", "--batch-size", "2", "--warmup-steps", "1", "--checkpoint-every", "1",
-        "--val-fraction", "0.2"]) == 0
+        "--input-size", "64", "--batch-size", "2", "--warmup-steps", "1", "--checkpoint-every", "1", *validation]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert (summary["steps"], summary["train_pictures"], summary["validation_pictures"]) == (2, 5, 1)
-    converted = json.loads((run / "data" / "labels_train.json").read_text())
-    assert [c["name"] for c in converted["categories"]] == ["circle", "square", "triangle"]
-    assert len(converted["images"]) == 6 and converted["annotations"]
-    assert (run / "data" / "labels_train_problems.txt").read_text() == ""
+    expected_pictures = (5, 1) if val_kind is None else (6, 6)
+    assert (summary["steps"], summary["train_pictures"], summary["validation_pictures"]) == (2, *expected_pictures)
+    for name in ("train",) if val_kind is None else ("train", "validation"):
+        converted = json.loads((run / "data" / f"labels_{name}.json").read_text())
+        assert [c["name"] for c in converted["categories"]] == ["circle", "square", "triangle"]
+        assert len(converted["images"]) == 6 and converted["annotations"]
+        assert (run / "data" / f"labels_{name}_problems.txt").read_text() == ""
     model = load_model(run / "export")
     assert dict(model.label_map) == {1: "circle", 2: "square", 3: "triangle"}
     assert (run / "export" / "saved_model").is_dir()

@@ -7,6 +7,7 @@ The shapes and options tests need only the core install; the rest skip unless tf
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -222,24 +223,10 @@ def test_tfrecord_holds_exact_boxes_classes_and_masks(tmp_path):
                                    atol=1e-6)
 
 
-TINY = {"backbone": "resnet10", "input_size": 64, "batch_size": 2, "warmup_steps": 1, "checkpoint_every": 1}
-
-
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tiny_training_run):
     """The whole training job on shapes pictures: two real steps of a tiny Mask R-CNN, export, validation."""
-    _model_garden()
-    from object_detection_utils.training.pipeline import options_for, run_training, split_dataset
-    from object_detection_utils.training.tfrecords import CocoDataset
-
-    root = tmp_path_factory.mktemp("training")
-    annotations = write_shapes_dataset(root / "shapes", count=6, seed=4, size=(64, 64), progress=False)
-    dataset = CocoDataset(annotations, root / "shapes" / "images")
-    split = split_dataset(dataset)
-    options, label_map = options_for(dataset, steps=2, **TINY)
-    summary = run_training(split, options, label_map, root / "run", root / "export", progress=False)
-    return {"root": root, "dataset": dataset, "split": split, "options": options, "summary": summary,
-            "records": root / "run" / "data" / "train.tfrecord", "export": root / "export"}
+    return tiny_training_run
 
 
 def test_training_runs_real_steps_checkpoints_and_validates(trained):
@@ -267,7 +254,7 @@ def test_export_carries_a_model_card_with_the_validation_figures(trained):
             in card)
 
 
-def test_interrupted_training_saves_and_resumes(trained, monkeypatch):
+def test_interrupted_training_saves_and_resumes(trained, monkeypatch, tmp_path):
     import object_detection_utils.training.train as train_module
 
     class InterruptAfterStep3(train_module.tqdm):
@@ -277,7 +264,8 @@ def test_interrupted_training_saves_and_resumes(trained, monkeypatch):
                 raise KeyboardInterrupt
 
     options = TrainOptions(**{**trained["options"].__dict__, "steps": 4, "checkpoint_every": 100})
-    run = trained["root"] / "run"
+    run = tmp_path / "run"  # a copy: the run itself is shared with other tests
+    shutil.copytree(trained["run"], run)
     with monkeypatch.context() as patch:
         patch.setattr(train_module, "tqdm", InterruptAfterStep3)
         with pytest.raises(KeyboardInterrupt):  # progress on: a disabled tqdm does not count
