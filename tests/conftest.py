@@ -46,6 +46,7 @@ def pytest_xdist_make_scheduler(config, log):
         def _split_scope(self, nodeid: str) -> str:
             return test_group(nodeid)
 
+    config.option.loadscopereorder = False  # keep COSTLIEST_FIRST's order, not the groups' sizes in tests
     return GroupScheduling(config, log)
 
 
