@@ -90,8 +90,8 @@ def run_variant(model_path: Path, backend: str, folder: Path, ap_dataset: Path |
         gate = json.loads(gates[0].read_text())
         result.update(converted_now=True, conversion_s=gate.get("conversion_seconds"), gate=gate.get("reason"))
     if ap_dataset is not None:
-        from object_detection_utils.training.validation import validate
         from object_detection_utils.training.tfrecords import CocoDataset
+        from object_detection_utils.training.validation import validate
 
         dataset = CocoDataset(ap_dataset / "annotations.json", ap_dataset / "images")
         result["mask_ap"] = validate(model, dataset, progress=False).scores["mask_AP"]

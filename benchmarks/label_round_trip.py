@@ -137,8 +137,8 @@ def finetune(work: Path, steps: int) -> dict:
                    "--validate-every", str(steps)]
         start = time.perf_counter()
         subprocess.run(command, check=True, capture_output=True, text=True)
-        from object_detection_utils.training.evaluate import validate
         from object_detection_utils.training.tfrecords import CocoDataset
+        from object_detection_utils.training.validation import validate
 
         result = validate(load_model(model_dir / "export"), CocoDataset(validation / "annotations.json",
                                                                          validation / "images"), progress=False)

@@ -33,8 +33,8 @@ from reference_postprocess import (  # noqa: E402
 )
 
 from object_detection_utils import detections_from_outputs  # noqa: E402
-from object_detection_utils.evaluation import evaluate_results, load_ground_truth  # noqa: E402
 from object_detection_utils.coco_format import detections_to_coco  # noqa: E402
+from object_detection_utils.evaluation import evaluate_results, load_ground_truth  # noqa: E402
 from object_detection_utils.label_map import LabelMap  # noqa: E402
 from object_detection_utils.masks import reframe_box_masks  # noqa: E402
 

@@ -7,7 +7,6 @@ import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from object_detection_utils.detections import Detections
 from object_detection_utils.coco_format import (
     annotations_from_masks,
     coco_image_ids,
@@ -15,6 +14,7 @@ from object_detection_utils.coco_format import (
     detections_to_coco,
     encode_mask,
 )
+from object_detection_utils.detections import Detections
 from object_detection_utils.io.coco import write_coco_dataset
 
 

@@ -8,8 +8,8 @@ from reference_postprocess import mask_ious, random_reframe_case, reference_dete
 from simulated_model import simulated_outputs
 
 from object_detection_utils import detections_from_outputs, load_model, read_image
-from object_detection_utils.evaluation import evaluate_results, load_ground_truth
 from object_detection_utils.coco_format import detections_to_coco
+from object_detection_utils.evaluation import evaluate_results, load_ground_truth
 from object_detection_utils.label_map import LabelMap
 from object_detection_utils.masks import reframe_box_masks
 

@@ -10,13 +10,13 @@ from typing import Any
 
 from ..errors import ModelLoadError
 from ..label_map import LabelMap
+from ..model_contract import LoadedModel
 from .archive import ARCHIVE_SUFFIXES
 from .backends import accelerate, check_backend
 from .cache import MODELS_DIR_ENV, default_models_dir
 from .catalogue import CATALOGUE, ZooModel, catalogued, close_matches
-from .download import fetch_model
-from ..model_contract import LoadedModel
 from .dispatch import MATTERPORT_SUFFIXES
+from .download import fetch_model
 from .loading import load_local_model
 
 DEFAULT_MODEL = "mask_rcnn_inception_v2_coco_2018_01_28"

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from ..errors import InstanceSegmentationError, first_line
 from ..label_map import LabelMap
-from .checkpoints import catalogued_checkpoint, fetch_checkpoint, is_url
 from ..models.export_options import OPTIONS_FILE, TrainOptions, backbone_depth, experiment_config
+from .checkpoints import catalogued_checkpoint, fetch_checkpoint, is_url
 from .export import LABEL_MAP_FILE
 from .train import latest_checkpoint
 

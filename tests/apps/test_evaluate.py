@@ -11,6 +11,7 @@ import tiny_model
 
 from object_detection_utils import load_model, read_image, run_inference_for_single_image, write_image
 from object_detection_utils.apps import evaluate
+from object_detection_utils.coco_format import detections_to_coco, encode_mask
 from object_detection_utils.evaluation import (
     EvaluationReport,
     check_results,
@@ -20,7 +21,6 @@ from object_detection_utils.evaluation import (
     read_report,
     write_report,
 )
-from object_detection_utils.coco_format import detections_to_coco, encode_mask
 
 SIZE = 100  # no pixel sits exactly on a box edge, where float rounding decides (tiny_model.expected_full_mask)
 GRAY = 128  # row 2 then scores 128 / 255 = 0.502: above a 0.5 threshold, row 3 (0.30) below it

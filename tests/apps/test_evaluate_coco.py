@@ -9,9 +9,9 @@ import pytest
 from simulated_model import ground_truth_detections
 
 from object_detection_utils.apps import evaluate
+from object_detection_utils.coco_format import detections_to_coco
 from object_detection_utils.detections import Detections
 from object_detection_utils.evaluation import evaluate_results, load_ground_truth, read_report
-from object_detection_utils.coco_format import detections_to_coco
 
 # pycocotools' mask decoding under numpy 2
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")

@@ -14,9 +14,9 @@ from pycocotools import mask as mask_utils
 import instance_segmentation
 import instance_segmentation_images
 from object_detection_utils import Segmenter, read_image
-from object_detection_utils.predictor import SegmenterSpec
 from object_detection_utils.models.matterport import load_matterport
 from object_detection_utils.models.matterport.preprocessing import paste_masks
+from object_detection_utils.predictor import SegmenterSpec
 
 GRACE_HOPPER = Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
 NAMES = ("person", "tie", "cup", "chair")  # the test config's CLASS_NAMES after "BG"

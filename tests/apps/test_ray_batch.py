@@ -175,10 +175,10 @@ def test_the_ray_run_gives_the_local_runs_results_on_a_matterport_h5(ray_cluster
 
 
 def test_the_actors_run_the_model_on_the_back_end_asked_for(ray_cluster, tiny_frozen_dir, tmp_path):
+    import ray.data
+
     from object_detection_utils.apps.batch.ray_job import run_ray_batch
     from object_detection_utils.predictor import SegmenterSpec
-
-    import ray.data
 
     context = ray.data.DataContext.get_current()
     before = context.execution_options.preserve_order, context.enable_progress_bars

@@ -27,8 +27,8 @@ from object_detection_utils.apps import cli, single_image
 from object_detection_utils.errors import ModelLoadError
 from object_detection_utils.models import catalogue, zoo
 from object_detection_utils.models.archive import extract_archive
-from object_detection_utils.models.download import DownloadError
 from object_detection_utils.models.dispatch import is_model_folder
+from object_detection_utils.models.download import DownloadError
 
 TF1_NAME = "mask_rcnn_inception_v2_coco_2018_01_28"
 TF1_ALIAS = "mask_rcnn_inception_v2_coco"

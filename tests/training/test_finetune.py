@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny_model import TINY_TRAINING as TINY
 from zoo_server import ZooServer, tar_gz
 
 from object_detection_utils.errors import InstanceSegmentationError, NoConnection

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from object_detection_utils import load_model, read_image, run_inference_for_single_image
-from object_detection_utils.errors import InstanceSegmentationError
 from object_detection_utils.coco_format import decode_mask
+from object_detection_utils.errors import InstanceSegmentationError
 from object_detection_utils.label_map import LabelMap
 from object_detection_utils.models.export_options import TrainOptions
 from object_detection_utils.shapes import (

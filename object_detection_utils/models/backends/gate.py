@@ -17,8 +17,8 @@ import numpy as np
 
 from ...detections import Detections
 from ...label_map import LabelMap
-from ...postprocess import detections_from_outputs
 from ...model_contract import RawOutputs
+from ...postprocess import detections_from_outputs
 
 GATE_MIN_SCORE = 0.3
 

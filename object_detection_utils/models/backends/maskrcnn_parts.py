@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from ..export_options import OPTIONS_FILE, TrainOptions, experiment_config
 from ...model_contract import MASK_OUTPUT, REQUIRED_OUTPUTS
+from ..export_options import OPTIONS_FILE, TrainOptions, experiment_config
 
 WEIGHTS = Path("saved_model") / "variables" / "variables"
 

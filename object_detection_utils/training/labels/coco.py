@@ -15,8 +15,8 @@ from typing import Any
 
 from pycocotools import mask as mask_utils
 
-from ...errors import DatasetError
 from ...coco_format import decode_mask
+from ...errors import DatasetError
 from ...io.json_files import read_json
 from .builder import DatasetBuilder, Part, pick_images_folder, rectangle
 
