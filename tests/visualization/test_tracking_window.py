@@ -23,7 +23,8 @@ from real_display import SLOW, screenshot, wait_for_window
 from object_detection_utils.visualization.drawing import PALETTE
 
 WIDTH, HEIGHT, FRAMES, SHOTS = 320, 240, 12, 4
-BACKGROUND = 40  # dark: the tiny model's row 2 (score mean/255) stays under the default minimum score
+BACKGROUND = (40, 20, 60)  # BGR; dark, so the tiny model's row 2 (score mean/255) stays under the minimum score;
+# not grey, so that no pixel of the window's grey toolbar has its colour
 SQUARE = (slice(20, 32), slice(260, 320))  # rows, columns the moving square sweeps
 TRACK_AREAS = {1: (slice(4, 120), slice(64, 192)), 2: (slice(120, 210), slice(160, 320))}  # box and caption;
 # the bottom rows hold the fps caption, which changes
@@ -34,7 +35,8 @@ def make_video(path: Path) -> Path:
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (WIDTH, HEIGHT))
     assert writer.isOpened()
     for k in range(FRAMES):
-        frame = np.full((HEIGHT, WIDTH, 3), BACKGROUND, np.uint8)
+        frame = np.empty((HEIGHT, WIDTH, 3), np.uint8)
+        frame[:] = BACKGROUND
         frame[20:32, 260 + 4 * k:272 + 4 * k] = 255
         writer.write(frame)
     writer.release()
