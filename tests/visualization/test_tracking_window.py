@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import select
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from real_display import SLOW, screenshot, wait_for_window
+from real_display import SLOW, screenshot
 
 from object_detection_utils.visualization.drawing import PALETTE
 
@@ -108,7 +109,16 @@ def test_tracked_objects_keep_their_colour_and_caption_in_the_real_window(xvfb_d
     shots = []
     try:
         assert read_reply(reply_read, log) == "shown 1", log.read_text()
-        window = wait_for_window(xdotool, env, f"instance segmentation: {video}", script, log)
+        window, title = None, f"instance segmentation: {video}"
+        for _ in range(400):  # Tk maps a new window from its event loop: let it run until the window shows
+            found = subprocess.run([xdotool, "search", "--onlyvisible", "--name", f"^{re.escape(title)}$"],
+                                   check=False, env=env, capture_output=True, text=True, timeout=SLOW).stdout.split()  # 1: none yet
+            if found:
+                window = int(found[0])
+                break
+            commands.write("pump\n")
+            assert read_reply(reply_read, log) == "shown 1"
+        assert window is not None, f"the window never showed:\n{log.read_text()}"
         for k in range(1, SHOTS + 1):
             shot = screenshot(env, window)
             for _ in range(20):  # let the window draw until two screenshots agree
