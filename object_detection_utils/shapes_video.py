@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .detections import Detections
+from .masks import masks_to_boxes
 from .shapes import SHAPE_CLASSES, _distinct_color, _shape_mask
 
 MIN_VISIBLE_PIXELS = 30  # an object showing fewer pixels than this is not in the ground truth of that frame
@@ -139,6 +141,12 @@ def generate_sequence(seed: int, frames: int = 150, size: tuple[int, int] = (192
     """A sequence of `frames` pictures of `size` = (height, width), its objects and ground truth, from `seed`."""
     rng = np.random.default_rng(seed)
     plan, crossings = plan_shapes(rng, frames, size)
+    return render_sequence(plan, frames, size, rng, seed, crossings)
+
+
+def render_sequence(plan: list[MovingShape], frames: int, size: tuple[int, int], rng: np.random.Generator,
+                    seed: int = -1, crossings: tuple[Crossing, ...] | list[Crossing] = ()) -> ShapesSequence:
+    """Draw planned objects (back to front) on a background from `rng`: the frames and their ground truth."""
     background = rng.integers(0, 256, 3).astype(np.uint8)
     colors = {shape.track_id: shape.color if shape.color is not None else _distinct_color(rng, background)
               for shape in plan}
@@ -171,3 +179,10 @@ def generate_sequence(seed: int, frames: int = 150, size: tuple[int, int] = (192
         out_ids.append(np.array([ids[i] for i in keep], int))
         out_classes.append(np.array([classes[i] for i in keep], np.int32))
     return ShapesSequence(seed, out_frames, out_masks, out_ids, out_classes, tuple(plan), tuple(crossings))
+
+
+def truth_detections(sequence: ShapesSequence, frame: int) -> Detections:
+    """The ground truth of one frame as `Detections`: visible masks, their tight boxes, score 1, no track ids."""
+    masks, class_ids = sequence.masks[frame], sequence.class_ids[frame]
+    return Detections(masks_to_boxes(masks), class_ids, tuple(SHAPE_CLASSES[int(c)] for c in class_ids),
+                      np.ones(len(class_ids), np.float32), masks, masks.shape[1:])
