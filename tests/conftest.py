@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,24 @@ def pytest_xdist_make_scheduler(config, log):
 
     config.option.loadscopereorder = False  # keep COSTLIEST_FIRST's order, not the groups' sizes in tests
     return GroupScheduling(config, log)
+
+
+def pytest_runtest_logfinish(nodeid, location):
+    """With TEST_TIMELINE=<file>, one line per test: worker, start and end (seconds since the epoch), test id: which
+    worker ran what and when, to see the suite's longest chain of work."""
+    path = os.environ.get("TEST_TIMELINE")
+    if path:
+        started = _STARTED.pop(nodeid, None)
+        with open(path, "a") as file:
+            file.write(f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')}\t{started}\t{time.time():.2f}\t{nodeid}\n")
+
+
+_STARTED: dict[str, str] = {}
+
+
+def pytest_runtest_logstart(nodeid, location):
+    if os.environ.get("TEST_TIMELINE"):
+        _STARTED[nodeid] = f"{time.time():.2f}"
 
 
 @pytest.fixture(autouse=True)

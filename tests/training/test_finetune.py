@@ -115,19 +115,19 @@ def test_init_from_a_training_run_with_other_classes_reinitialises_only_the_clas
                                                           LabelMap(shape_classes(["star", "cross", "ring"])))
 
 
-def test_cli_fine_tunes_an_export_on_other_classes_and_the_card_says_so(tf, source, tmp_path, repo_root):
+def test_cli_fine_tunes_an_export_on_other_classes_and_the_card_says_so(tf, source, tmp_path, capsys):
+    import instance_segmentation_train  # the script's own entry point, in this process (its model caches are warm)
+
     data = tmp_path / "other"
     write_shapes_dataset(data, count=5, seed=9, size=(64, 64), progress=False, classes=OTHER)
-    done = subprocess.run(
-        [sys.executable, str(repo_root / "instance_segmentation_train.py"), "train", "--annotations",
-         str(data / "annotations.json"), "--images", str(data / "images"), "--model-dir", str(tmp_path / "run"),
-         "--backbone", "resnet10", "--input-size", "64", "--batch-size", "2", "--steps", "2", "--warmup-steps", "1",
-         "--validate-every", "1", "--init-checkpoint", str(source["export"])],
-        capture_output=True, text=True, cwd=tmp_path, timeout=600)
-    assert done.returncode == 0, done.stderr
-    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert instance_segmentation_train.main([
+        "train", "--annotations", str(data / "annotations.json"), "--images", str(data / "images"), "--model-dir",
+        str(tmp_path / "run"), "--backbone", "resnet10", "--input-size", "64", "--batch-size", "2", "--steps", "2",
+        "--warmup-steps", "1", "--validate-every", "1", "--init-checkpoint", str(source["export"])]) == 0
+    stdout = capsys.readouterr().out
+    summary = json.loads(stdout.strip().splitlines()[-1])
     assert summary["steps"] == 2
-    assert "initialised all but the classifier, box regression and mask logits" in done.stdout
+    assert "initialised all but the classifier, box regression and mask logits" in stdout
     options = TrainOptions.load(tmp_path / "run")
     assert options.init_checkpoint == f"{source['export']} (an export)"
     assert options.init_restored.endswith("(re-initialised for other classes: circle, square, triangle -> star, cross)")

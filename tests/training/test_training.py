@@ -360,16 +360,15 @@ def test_script_uses_the_export_and_reports_bad_data_in_one_line(trained, tmp_pa
     assert done.returncode == 2 and done.stderr.strip() == f"error: {tmp_path}: no checkpoint to export"
 
 
-def test_export_command_writes_the_latest_checkpoint_with_a_model_card(trained, tmp_path, repo_root):
+def test_export_command_writes_the_latest_checkpoint_with_a_model_card(trained, tmp_path, capsys):
+    import instance_segmentation_train  # the script's own entry point, in this process (its model caches are warm)
     from object_detection_utils.training.train import checkpoint_step, latest_checkpoint, training_seconds
 
     run = trained["root"] / "run"
-    done = subprocess.run(
-        [sys.executable, str(repo_root / "instance_segmentation_train.py"), "export", "--model-dir", str(run),
-         "--output", str(tmp_path / "exported")], capture_output=True, text=True, cwd=tmp_path, timeout=600)
-    assert done.returncode == 0, done.stderr
+    assert instance_segmentation_train.main(["export", "--model-dir", str(run), "--output",
+                                             str(tmp_path / "exported")]) == 0
     checkpoint = latest_checkpoint(run)
-    assert done.stdout.strip() == f"exported {checkpoint} to {tmp_path / 'exported'}"
+    assert capsys.readouterr().out.strip() == f"exported {checkpoint} to {tmp_path / 'exported'}"
     card = (tmp_path / "exported" / "README.md").read_text()
     assert card.startswith("# exported: Mask R-CNN ResNet10-FPN, 64 px\n")
     assert f"\n{checkpoint_step(checkpoint)} steps of batch 2," in card
