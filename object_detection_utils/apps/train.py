@@ -122,7 +122,7 @@ def require_model_garden() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.command in TENSORFLOW_COMMANDS:
+    if args.command in TENSORFLOW_COMMANDS - {"train"}:  # train reads its labels first: bad ones fail in a blink
         import_tensorflow()  # before Model Garden imports it: quietly, with TensorFlow's C++ logging at errors only
     if args.command == "shapes":
         from ..shapes import shape_classes, write_shapes_dataset
@@ -152,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({k: round(v, 4) for k, v in scores.items()}))
         return 0
 
-    require_model_garden()
+    if args.command != "train":
+        require_model_garden()
     if args.command == "random-model":
         from ..training.export import export_random_model
 
@@ -183,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.val_annotations is not None:
         validation = CocoDataset(args.val_annotations, args.val_images or args.images)
     split = split_dataset(train_set, validation, args.val_fraction)
+    import_tensorflow()
+    require_model_garden()
     options, label_map = options_for(
         split.train, backbone=args.backbone, input_size=args.input_size, batch_size=args.batch_size, steps=args.steps,
         learning_rate=args.learning_rate, warmup_steps=args.warmup_steps, heads=args.heads,
