@@ -146,6 +146,34 @@ def trained_model_dir(request) -> Path:
 
 
 @pytest.fixture(scope="session")
+def openvino_conversion(tmp_path_factory):
+    """`openvino_conversion(model_dir)`: a model cache folder holding `model_dir` converted to OpenVINO f32 and
+    gated. Each model is converted once for the whole run: the first xdist worker to ask converts, under a file
+    lock, and the others find its cache (a conversion costs a TensorFlow child process and half a minute)."""
+    import fcntl
+    import hashlib
+
+    if "PYTEST_XDIST_WORKER" in os.environ:  # the workers' folders share their parent, one per run
+        shared = tmp_path_factory.getbasetemp().parent
+    else:
+        shared = tmp_path_factory.getbasetemp()
+
+    def convert(model_dir: Path) -> Path:
+        from object_detection_utils.models.zoo import load_model
+
+        cache = shared / f"openvino_cache_{hashlib.sha256(str(model_dir).encode()).hexdigest()[:12]}"
+        with open(f"{cache}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (cache / "openvino").is_dir():
+                with pytest.MonkeyPatch.context() as patch:
+                    patch.setenv("INSTANCE_SEGMENTATION_CACHE", str(cache))
+                    load_model(model_dir, backend="openvino", warm_up=False)
+        return cache
+
+    return convert
+
+
+@pytest.fixture(scope="session")
 def repo_root() -> Path:
     """The repository's root folder, where the scripts live."""
     return REPO

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import select
+import shutil
 import signal
 import sys
 import threading
@@ -206,19 +207,24 @@ def test_an_unknown_back_end_is_refused_before_ray_runs(ray_cluster, tiny_frozen
                     reason="OpenVINO is not installed (pip install -e '.[openvino]')")
 @pytest.mark.skipif(importlib.util.find_spec("official") is None,
                     reason="Model Garden is not installed (the train extra)")
-def test_the_actors_run_our_export_on_openvino_converted_and_gated_once(ray_cluster, trained_model_dir, tmp_path,
-                                                                        monkeypatch):
+def test_the_actors_run_our_export_on_openvino_from_the_shared_conversion_cache(ray_cluster, trained_model_dir,
+                                                                               openvino_conversion, tmp_path,
+                                                                               monkeypatch):
+    """The actors find the conversion a cluster's shared cache holds (this run's one conversion of the model, put
+    in the workers' cache) and convert nothing; the local run finds the same entry."""
     from object_detection_utils.apps.batch.ray_job import run_ray_batch
     from object_detection_utils.predictor import SegmenterSpec
 
+    (converted,) = (openvino_conversion(trained_model_dir) / "openvino").iterdir()
+    shutil.copytree(converted, ray_cluster / "openvino" / converted.name)
     pictures, out, lines = trained_model_dir / "examples", tmp_path / "ray", []
     report = run_ray_batch(SegmenterSpec(str(trained_model_dir), backend="openvino"), find_pictures([pictures]),
                            BatchOptions(output_dir=out, masks=True, coco_json=out / "results.json",
                                         summary=out / "summary.csv"), progress=False, log=lines.append)
     assert (report.done, report.failed) == (len(list(pictures.iterdir())), 0)
     assert lines == [f"model actors: {trained_model_dir.name} runs on openvino f32"]
-    (entry,) = (ray_cluster / "openvino").iterdir()  # the actors' conversion, in their cache
-    assert json.loads((entry / "gate.json").read_text())["passed"]
+    (entry,) = (ray_cluster / "openvino").iterdir()  # the cached conversion, and no other
+    assert entry.name == converted.name and json.loads((entry / "gate.json").read_text())["passed"]
 
     monkeypatch.setenv("INSTANCE_SEGMENTATION_CACHE", str(ray_cluster))
     local_run(trained_model_dir, pictures, tmp_path / "local", backend="openvino")  # found in the same cache

@@ -274,9 +274,9 @@ def test_zoo_structures_convert_whole_or_fall_back_cleanly(tmp_path, caplog):
 
 
 @pytest.fixture(scope="module")
-def converted_shapes(tmp_path_factory):
-    """The shared trained shapes model loaded on OpenVINO once, in a cache kept for this module's tests."""
-    cache = tmp_path_factory.mktemp("openvino_cache")
+def converted_shapes(openvino_conversion):
+    """The shared trained shapes model loaded on OpenVINO from the run's one conversion of it (conftest.py)."""
+    cache = openvino_conversion(SHAPES_MODEL)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("INSTANCE_SEGMENTATION_CACHE", str(cache))
         model = load_model(SHAPES_MODEL, backend="openvino")
