@@ -41,7 +41,7 @@ class BoxMasks:
     are dropped), so two `BoxMasks` of the same masks hold the same crops and offsets.
     """
 
-    __slots__ = ("crops", "offsets", "image_size")
+    __slots__ = ("crops", "image_size", "offsets")
 
     def __init__(self, crops: Sequence[np.ndarray], offsets: Any, image_size: tuple[int, int]) -> None:
         height, width = int(image_size[0]), int(image_size[1])

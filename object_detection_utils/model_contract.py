@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .label_map import LabelMap
 from .box_masks import BoxMasks
+from .label_map import LabelMap
 from .masks import reframe_box_masks_compact
 
 # The detection zoo's names: a frozen graph's file and input, and the outputs every detection model gives.

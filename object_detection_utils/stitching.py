@@ -1,12 +1,15 @@
 """Stitching the detections of tiles (and of a full-picture pass) back into one result for the picture.
 
-Each pass saw the picture through a window. Two detections of the same class are one object when their masks
+Each pass saw the picture through a window. Two detections are one object when their masks
 agree where both windows saw the picture: IoU inside the windows' shared region of at least `match_iou` (a
 duplicate seen by two overlapping tiles, or the two halves of an object cut by a seam, which coincide in the
 overlap), or, for a part cut off by its window's edge, at least `part_ios` of it inside the other (intersection
 over the smaller). Where tiles only touch (no overlap), parts cut by the shared edge are one object when their
 pixels along the edge agree. Objects are the connected groups of such pairs; each comes out as one instance
-whose mask is the union of its parts, with the best part's score.
+whose mask is the union of its parts, with the best part's score and the class of the best part seen whole
+(a part cut by a tile edge often looks like another class: half a square is a triangle). Classes are not
+compared unless `class_agnostic` is off: the model suppresses duplicates per class only, and the same object
+found by two passes under two classes would otherwise come out twice (docs/TILES.md measures both choices).
 
 Everything works on compact box-local masks (`BoxMasks`): memory grows with the objects, not the picture.
 """
@@ -29,10 +32,11 @@ DEFAULT_PART_IOS = 0.8
 @dataclass(frozen=True)
 class StitchOptions:
     """When two detections are one object: mask IoU where both windows saw (`match_iou`), or the share of a part
-    cut by its window's edge lying inside the other (`part_ios`)."""
+    cut by its window's edge lying inside the other (`part_ios`); of any classes unless not `class_agnostic`."""
 
     match_iou: float = DEFAULT_MATCH_IOU
     part_ios: float = DEFAULT_PART_IOS
+    class_agnostic: bool = True
 
 
 @dataclass(frozen=True)
@@ -73,15 +77,21 @@ def _gather(parts: Sequence[tuple[Window, Detections]], image_size: tuple[int, i
     bounds = masks.bounds()
     edges = np.array([[w.x0, w.y0, w.x1, w.y1] for w in windows], np.int64).reshape(-1, 4)
     inner = (edges[:, :2] > 0, edges[:, 2] < width, edges[:, 3] < height)
-    truncated = ((bounds[:, 0] <= edges[:, 0]) & inner[0][:, 0]) | ((bounds[:, 1] <= edges[:, 1]) & inner[0][:, 1]) \
-        | ((bounds[:, 2] >= edges[:, 2]) & inner[1]) | ((bounds[:, 3] >= edges[:, 3]) & inner[2])
+    truncated = (
+        ((bounds[:, 0] <= edges[:, 0]) & inner[0][:, 0])
+        | ((bounds[:, 1] <= edges[:, 1]) & inner[0][:, 1])
+        | ((bounds[:, 2] >= edges[:, 2]) & inner[1])
+        | ((bounds[:, 3] >= edges[:, 3]) & inner[2])
+    )
     truncated &= masks.areas() > 0
     return _Candidates(
         boxes=np.concatenate(boxes).astype(np.float32) if boxes else np.zeros((0, 4), np.float32),
         class_ids=np.concatenate(class_ids).astype(np.int32) if class_ids else np.zeros((0,), np.int32),
         class_names=tuple(names),
         scores=np.concatenate(scores).astype(np.float32) if scores else np.zeros((0,), np.float32),
-        masks=masks, windows=windows, truncated=truncated,
+        masks=masks,
+        windows=windows,
+        truncated=truncated,
     )
 
 
@@ -111,7 +121,8 @@ def _intersection(masks: BoxMasks, a: int, b: int) -> int:
     (ay, ax), (by, bx) = masks.offsets[a].tolist(), masks.offsets[b].tolist()
     crop_a, crop_b = masks.crops[a], masks.crops[b]
     region = Window(ay, ax, ay + crop_a.shape[0], ax + crop_a.shape[1]).intersection(
-        Window(by, bx, by + crop_b.shape[0], bx + crop_b.shape[1]))
+        Window(by, bx, by + crop_b.shape[0], bx + crop_b.shape[1])
+    )
     if region is None:
         return 0
     return int(np.count_nonzero(masks.window(a, *region) & masks.window(b, *region)))
@@ -142,13 +153,14 @@ def _seam_agrees(candidates: _Candidates, a: int, b: int, least: float) -> bool:
 
 
 def _same_object(candidates: _Candidates, a: int, b: int, options: StitchOptions) -> bool:
-    if candidates.class_ids[a] != candidates.class_ids[b]:
+    if not options.class_agnostic and candidates.class_ids[a] != candidates.class_ids[b]:
         return False
     masks = candidates.masks
     shared = candidates.windows[a].intersection(candidates.windows[b])
     if shared is None:
         return bool(candidates.truncated[a] and candidates.truncated[b]) and _seam_agrees(
-            candidates, a, b, options.match_iou)
+            candidates, a, b, options.match_iou
+        )
     inter = _intersection(masks, a, b)
     if inter == 0:
         return False
@@ -197,6 +209,12 @@ def _union_crop(masks: BoxMasks, members: list[int]) -> tuple[np.ndarray, tuple[
     return union, (int(y0), int(x0))
 
 
+def _naming_member(candidates: _Candidates, members: list[int]) -> int:
+    """The member whose class the object takes: the best-scoring one seen whole, else the best-scoring one."""
+    whole = [i for i in members if not candidates.truncated[i]] or members
+    return whole[int(np.argmax(candidates.scores[whole]))]
+
+
 def stitch(
     parts: Sequence[tuple[Window, Detections]],
     image_size: tuple[int, int],
@@ -206,14 +224,14 @@ def stitch(
 
     `parts` pairs each window (a tile, or the whole picture for the full pass) with the detections found in it,
     in the window's own coordinates. Duplicates and the parts of an object cut by a seam come out as one
-    instance: its mask the union of the parts, its box around theirs, its score the best part's. Instances
+    instance: its mask the union of the parts, its box around theirs, its score the best part's, its class the
+    best part's seen whole (not cut by a window edge). Instances
     are ordered by score, highest first. Masks stay None when the model has none (stitched by box then).
     """
     image_size = (int(image_size[0]), int(image_size[1]))
     with_masks = any(found.box_masks is not None for _, found in parts) or not parts
     candidates = _gather(parts, image_size)
-    pairs = [(a, b) for a, b in _touching_pairs(candidates.masks.bounds())
-             if _same_object(candidates, a, b, options)]
+    pairs = [(a, b) for a, b in _touching_pairs(candidates.masks.bounds()) if _same_object(candidates, a, b, options)]
     groups = _groups(len(candidates.scores), pairs)
     crops, offsets = [], np.zeros((len(groups), 2), np.int64)
     boxes = np.zeros((len(groups), 4), np.float32)
@@ -223,12 +241,13 @@ def stitch(
         member_boxes = candidates.boxes[members]
         boxes[g] = (*member_boxes[:, :2].min(axis=0), *member_boxes[:, 2:].max(axis=0))
     best = np.array([members[int(np.argmax(candidates.scores[members]))] for members in groups], np.int64)
+    named = np.array([_naming_member(candidates, members) for members in groups], np.int64)
     order = np.argsort(-candidates.scores[best], kind="stable")
-    best = best[order]
+    best, named = best[order], named[order]
     return Detections(
         boxes=boxes[order],
-        class_ids=candidates.class_ids[best],
-        class_names=tuple(candidates.class_names[i] for i in best.tolist()),
+        class_ids=candidates.class_ids[named],
+        class_names=tuple(candidates.class_names[i] for i in named.tolist()),
         scores=candidates.scores[best],
         masks=BoxMasks([crops[g] for g in order.tolist()], offsets[order], image_size) if with_masks else None,
         image_size=image_size,

@@ -99,7 +99,8 @@ def tile_size_for(options: TileOptions, input_size: int | None, default: int = 6
     smallest = min_tile_size(input_size)
     if size < smallest:
         raise InstanceSegmentationError(
-            f"tile size {size} px is below this model's minimum, {smallest} px (a quarter of its {input_size} px input)")
+            f"tile size {size} px is below this model's minimum, {smallest} px (a quarter of its {input_size} px input)"
+        )
     return size
 
 
@@ -116,5 +117,8 @@ def _starts(length: int, tile: int, overlap: float) -> list[int]:
 def tile_windows(height: int, width: int, size: int, overlap: float = DEFAULT_OVERLAP) -> list[Window]:
     """The tiles of a `height` x `width` picture, row by row: `size` squares (cut to the picture when it is
     smaller) covering it, neighbours sharing at least `overlap` of a tile, the last ones flush with its edges."""
-    return [Window(y, x, min(y + size, height), min(x + size, width))
-            for y in _starts(height, size, overlap) for x in _starts(width, size, overlap)]
+    return [
+        Window(y, x, min(y + size, height), min(x + size, width))
+        for y in _starts(height, size, overlap)
+        for x in _starts(width, size, overlap)
+    ]

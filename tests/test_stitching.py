@@ -19,15 +19,22 @@ def rectangle(size: tuple[int, int], rows: tuple[int, int], cols: tuple[int, int
     return mask
 
 
-def seen_through(window: Window, picture_masks: list[np.ndarray], scores: list[float],
-                 class_ids: list[int] | None = None) -> tuple[Window, Detections]:
+def seen_through(
+    window: Window, picture_masks: list[np.ndarray], scores: list[float], class_ids: list[int] | None = None
+) -> tuple[Window, Detections]:
     """What a perfect model finds in `window`: each picture mask cut to the window, in window coordinates."""
     local = [mask[window.y0 : window.y1, window.x0 : window.x1] for mask in picture_masks]
     keep = [i for i, mask in enumerate(local) if mask.any()]
     masks = np.stack([local[i] for i in keep]) if keep else np.zeros((0, window.height, window.width), bool)
     ids = np.array([(class_ids or [1] * len(scores))[i] for i in keep], np.int32)
-    found = Detections(masks_to_boxes(masks), ids, tuple(f"class{c}" for c in ids),
-                       np.array([scores[i] for i in keep], np.float32), masks, (window.height, window.width))
+    found = Detections(
+        masks_to_boxes(masks),
+        ids,
+        tuple(f"class{c}" for c in ids),
+        np.array([scores[i] for i in keep], np.float32),
+        masks,
+        (window.height, window.width),
+    )
     return window, found
 
 
