@@ -200,18 +200,19 @@ class Segmenter:
         and only its kept instances, compact, are held: memory grows with the tiles and objects found."""
         height, width = image.shape[:2]
         whole = Window(0, 0, height, width)
-        windows = tile_windows(height, width, self.tile_size, self.tiles.overlap)
-        if self.tiles.full_pass and windows != [whole]:
-            windows.insert(0, whole)
+        tiles = tile_windows(height, width, self.tile_size, self.tiles.overlap)
         step = self.tiles.batch if getattr(self.model, "batched", False) else 1
-        groups = [windows[i : i + step] for i in range(0, len(windows), step)]
+        groups = [tiles[i : i + step] for i in range(0, len(tiles), step)]
+        if self.tiles.full_pass and tiles != [whole]:
+            groups.insert(0, [whole])
+        windows = [window for group in groups for window in group]
         futures: deque[tuple[Window, Future[Detections]]] = deque()
         parts = []
         bar = tqdm(total=len(windows), unit="tile", desc="tiles", leave=False,
                    disable=len(windows) < TILE_PROGRESS_FROM)
         with ThreadPoolExecutor(1, thread_name_prefix="tile-postprocess") as pool, bar:
             for group in groups:
-                if len({(w.height, w.width) for w in group}) > 1:  # the full pass and cut tiles go alone
+                if len({(w.height, w.width) for w in group}) > 1:  # tiles cut by a small picture go one by one
                     group_runs = [([w], self.model.predict(image[w.y0 : w.y1, w.x0 : w.x1])) for w in group]
                 else:
                     crops = np.stack([image[w.y0 : w.y1, w.x0 : w.x1] for w in group])

@@ -192,9 +192,9 @@ def _groups(count: int, pairs: list[tuple[int, int]]) -> list[list[int]]:
     return list(groups.values())
 
 
-def _union_crop(masks: BoxMasks, members: list[int]) -> tuple[np.ndarray, tuple[int, int]]:
-    """The union of several masks as one crop and its (y0, x0)."""
-    bounds = masks.bounds()[members]
+def _union_crop(masks: BoxMasks, bounds: np.ndarray, members: list[int]) -> tuple[np.ndarray, tuple[int, int]]:
+    """The union of several masks (their tight `bounds`, all masks') as one crop and its (y0, x0)."""
+    bounds = bounds[members]
     filled = bounds[:, 2] > bounds[:, 0]
     if not filled.any():
         return np.zeros((0, 0), bool), (0, 0)
@@ -231,12 +231,13 @@ def stitch(
     image_size = (int(image_size[0]), int(image_size[1]))
     with_masks = any(found.box_masks is not None for _, found in parts) or not parts
     candidates = _gather(parts, image_size)
-    pairs = [(a, b) for a, b in _touching_pairs(candidates.masks.bounds()) if _same_object(candidates, a, b, options)]
+    bounds = candidates.masks.bounds()
+    pairs = [(a, b) for a, b in _touching_pairs(bounds) if _same_object(candidates, a, b, options)]
     groups = _groups(len(candidates.scores), pairs)
     crops, offsets = [], np.zeros((len(groups), 2), np.int64)
     boxes = np.zeros((len(groups), 4), np.float32)
     for g, members in enumerate(groups):
-        crop, offsets[g] = _union_crop(candidates.masks, members)
+        crop, offsets[g] = _union_crop(candidates.masks, bounds, members)
         crops.append(crop)
         member_boxes = candidates.boxes[members]
         boxes[g] = (*member_boxes[:, :2].min(axis=0), *member_boxes[:, 2:].max(axis=0))
