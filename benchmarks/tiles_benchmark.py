@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Large pictures, small objects: our tiles against the whole picture alone and against SAHI itself, on generated
-pictures with COCO ground truth; mask AP, AP_small, AP_large, seconds per megapixel, peak RSS, seams whole.
+pictures with COCO ground truth; mask AP (all, small, medium, large), seconds per megapixel, peak RSS, seams whole.
 
     flock /tmp/cpu.lock python benchmarks/tiles_benchmark.py --sizes 2000 4000     # the table (docs/TILES.md)
     flock /tmp/cpu.lock python benchmarks/tiles_benchmark.py --huge --tile 512     # 10,000 x 10,000, 2,000 objects
@@ -234,9 +234,11 @@ def sahi_entries(result, height: int, width: int) -> list[dict]:
 def run_method(method: str, picture: Path, tile: int) -> dict:
     """One method on one picture: COCO entries, seconds (the model load excluded), peak RSS."""
     from object_detection_utils.predictor import Segmenter
+    from object_detection_utils.stitching import StitchOptions, stitch
     from object_detection_utils.tiling import TileOptions
 
     image = read_image(picture, max_pixels=200_000_000)
+    variants = {}
     tiles = TileOptions(size=tile, overlap=OVERLAP) if method == "tiles" else None
     segmenter = Segmenter.load(str(MODEL), tiles=tiles)
     segmenter.model.warm_up((128, 128))
@@ -258,10 +260,15 @@ def run_method(method: str, picture: Path, tile: int) -> dict:
         seconds = time.perf_counter() - start
         entries = sahi_entries(result, *image.shape[:2])
     else:
-        found = segmenter.segment(image)
+        raw = segmenter.predict(image)
+        found = segmenter.postprocess(raw, image.shape[:2])
         seconds = time.perf_counter() - start
         entries = found.to_coco(image_id=None)
+        if method == "tiles":  # the same tiles stitched comparing classes: the choice docs/TILES.md weighs
+            apart = stitch(raw.parts, image.shape[:2], StitchOptions(class_agnostic=False))
+            variants = {"tiles, classes apart": apart.to_coco(image_id=None)}
     return {
+        "variants": variants,
         "seconds": seconds,
         "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "entries": entries,
@@ -280,14 +287,19 @@ def run_in_child(method: str, picture: Path, tile: int, output: Path) -> dict:
 def mask_metrics(ground_truth, entries: list[dict]) -> dict[str, float]:
     results = ground_truth.loadRes(entries) if entries else None
     if results is None:
-        return {"AP": 0.0, "AP_small": 0.0, "AP_large": 0.0}
+        return {"AP": 0.0, "AP_small": 0.0, "AP_medium": 0.0, "AP_large": 0.0}
     evaluator = COCOeval(ground_truth, results, "segm")
     evaluator.params.maxDets = [1, 100, MAX_DETECTIONS]
     with contextlib.redirect_stdout(io.StringIO()):
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
-    return {"AP": evaluator.stats[0], "AP_small": evaluator.stats[3], "AP_large": evaluator.stats[5]}
+    return {
+        "AP": evaluator.stats[0],
+        "AP_small": evaluator.stats[3],
+        "AP_medium": evaluator.stats[4],
+        "AP_large": evaluator.stats[5],
+    }
 
 
 def seams_whole(ground_truth, entries: list[dict]) -> tuple[int, int]:
@@ -344,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for method in args.methods:
         entries, seconds, rss, megapixels = [], 0.0, 0.0, 0.0
+        variants: dict[str, list[dict]] = {}
         for image in ground_truth.dataset["images"]:
             output = folder / f"{method}_{args.tile}_{image['id']}.json"
             if args.reuse and output.is_file():
@@ -351,6 +364,8 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 out = run_in_child(method, folder / image["file_name"], args.tile, output)
             entries += [{**entry, "image_id": image["id"]} for entry in out["entries"]]
+            for name, found in out.get("variants", {}).items():
+                variants.setdefault(name, []).extend({**entry, "image_id": image["id"]} for entry in found)
             seconds += out["seconds"]
             rss = max(rss, out["max_rss_mb"])
             megapixels += image["height"] * image["width"] / 1e6
@@ -359,21 +374,23 @@ def main(argv: list[str] | None = None) -> int:
                 f"peak RSS {out['max_rss_mb']:.0f} MB",
                 file=sys.stderr,
             )
-        metrics = mask_metrics(ground_truth, entries)
-        whole, found = seams_whole(ground_truth, entries)
-        rows.append((method, metrics, seconds / megapixels, rss, whole, found, len(entries)))
+        for name, listed in {method: entries, **variants}.items():
+            metrics = mask_metrics(ground_truth, listed)
+            whole, found = seams_whole(ground_truth, listed)
+            rows.append((name, metrics, seconds / megapixels, rss, whole, found, len(listed)))
     seam_total = sum(a["seam"] for a in ground_truth.dataset["annotations"])
     print(
         f"\n{len(ground_truth.dataset['images'])} pictures ({', '.join(f'{s}x{s}' for s in sizes)}), "
         f"{len(ground_truth.dataset['annotations'])} objects ({seam_total} across seams), tile {args.tile} px, "
         f"overlap {OVERLAP}\n"
     )
-    print("| method | mask AP | AP_small | AP_large | s / megapixel | peak RSS | seams whole | instances |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| method | mask AP | AP_small | AP_medium | AP_large | s / megapixel | peak RSS | seams whole | instances |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for method, metrics, per_mp, rss, whole, found, count in rows:
         share = f"{whole / found:.1%} ({whole}/{found})" if found else "-"
         print(
-            f"| {method} | {metrics['AP']:.3f} | {metrics['AP_small']:.3f} | {metrics['AP_large']:.3f} | "
+            f"| {method} | {metrics['AP']:.3f} | {metrics['AP_small']:.3f} | {metrics['AP_medium']:.3f} | "
+            f"{metrics['AP_large']:.3f} | "
             f"{per_mp:.2f} | {rss / 1024:.2f} GB | {share} | {count} |"
         )
     return 0
