@@ -37,7 +37,7 @@ from .models.input_size import model_input_size
 from .models.zoo import DEFAULT_MODEL, find_model, load_model
 from .postprocess import DEFAULT_MASK_THRESHOLD, DEFAULT_MIN_SCORE, detections_from_outputs
 from .stitching import stitch
-from .tiling import TileOptions, Window, parse_tile_size, tile_size_for, tile_windows
+from .tiling import TileOptions, Window, full_pass_picture, parse_tile_size, tile_size_for, tile_windows
 
 TILE_PROGRESS_FROM = 64  # pictures cut into at least this many tiles show a progress bar
 
@@ -196,7 +196,7 @@ class Segmenter:
 
     def _run_tiles(self, image: np.ndarray) -> TiledOutputs:
         """The model on every tile (a batch of tiles per call where it takes batches) and, with a full pass, on the
-        whole picture; each window's masks are pasted on a worker thread while the model runs the next tiles,
+        whole picture (shrunk to `FULL_PASS_MAX_SIDE` at most); each window's masks are pasted on a worker thread while the model runs the next tiles,
         and only its kept instances, compact, are held: memory grows with the tiles and objects found."""
         height, width = image.shape[:2]
         whole = Window(0, 0, height, width)
@@ -212,7 +212,9 @@ class Segmenter:
                    disable=len(windows) < TILE_PROGRESS_FROM)
         with ThreadPoolExecutor(1, thread_name_prefix="tile-postprocess") as pool, bar:
             for group in groups:
-                if len({(w.height, w.width) for w in group}) > 1:  # tiles cut by a small picture go one by one
+                if group == [whole]:
+                    group_runs = [(group, self.model.predict(full_pass_picture(image)))]
+                elif len({(w.height, w.width) for w in group}) > 1:  # tiles cut by a small picture go one by one
                     group_runs = [([w], self.model.predict(image[w.y0 : w.y1, w.x0 : w.x1])) for w in group]
                 else:
                     crops = np.stack([image[w.y0 : w.y1, w.x0 : w.x1] for w in group])

@@ -13,11 +13,17 @@ import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import cv2
+import numpy as np
+
 from .errors import InstanceSegmentationError
 
 DEFAULT_OVERLAP = 0.2
 MAX_OVERLAP = 0.9  # overlaps in [0, 0.9): more would run the model ten times or more on every pixel
 MIN_TILE = 32  # no model finds much in fewer pixels
+# The full pass sees the picture shrunk to this longest side: every model resizes it further anyway, and a
+# 10,000 px picture handed over whole costs TensorFlow gigabytes of float copies before its own resize.
+FULL_PASS_MAX_SIDE = 2048
 AUTO = "auto"
 
 
@@ -122,3 +128,15 @@ def tile_windows(height: int, width: int, size: int, overlap: float = DEFAULT_OV
         for y in _starts(height, size, overlap)
         for x in _starts(width, size, overlap)
     ]
+
+
+def full_pass_picture(image: np.ndarray, max_side: int = FULL_PASS_MAX_SIDE) -> np.ndarray:
+    """The picture for the full pass: as it is, or shrunk (area-averaged, aspect kept) to `max_side` at most.
+
+    Boxes come back normalised, so the masks paste into the picture at its own size either way."""
+    height, width = image.shape[:2]
+    scale = max_side / max(height, width)
+    if scale >= 1:
+        return image
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)

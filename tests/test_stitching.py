@@ -10,7 +10,14 @@ from object_detection_utils.detections import Detections
 from object_detection_utils.errors import InstanceSegmentationError
 from object_detection_utils.masks import masks_to_boxes
 from object_detection_utils.stitching import stitch
-from object_detection_utils.tiling import TileOptions, Window, min_tile_size, tile_size_for, tile_windows
+from object_detection_utils.tiling import (
+    TileOptions,
+    Window,
+    full_pass_picture,
+    min_tile_size,
+    tile_size_for,
+    tile_windows,
+)
 
 
 def rectangle(size: tuple[int, int], rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
@@ -42,6 +49,15 @@ def test_tile_windows_spread_evenly_flush_with_the_edges():
     assert tile_windows(10, 20, 12, 0.2) == [Window(0, 0, 10, 12), Window(0, 8, 10, 20)]
     assert tile_windows(100, 100, 40, 0.25) == [Window(y, x, y + 40, x + 40) for y in (0, 30, 60) for x in (0, 30, 60)]
     assert tile_windows(30, 50, 64, 0.2) == [Window(0, 0, 30, 50)]
+
+
+def test_the_full_pass_sees_a_huge_picture_shrunk():
+    image = np.zeros((1000, 4000, 3), np.uint8)
+    image[:, 2000:] = 200
+    shrunk = full_pass_picture(image)
+    assert shrunk.shape == (512, 2048, 3) and shrunk[0, 1023, 0] == 0 and shrunk[0, 1024, 0] == 200
+    small = np.zeros((300, 2048, 3), np.uint8)
+    assert full_pass_picture(small) is small
 
 
 def test_bad_tile_options_are_refused_in_one_line():
