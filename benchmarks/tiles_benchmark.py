@@ -285,21 +285,24 @@ def run_in_child(method: str, picture: Path, tile: int, output: Path) -> dict:
 
 
 def mask_metrics(ground_truth, entries: list[dict]) -> dict[str, float]:
-    results = ground_truth.loadRes(entries) if entries else None
-    if results is None:
-        return {"AP": 0.0, "AP_small": 0.0, "AP_medium": 0.0, "AP_large": 0.0}
-    evaluator = COCOeval(ground_truth, results, "segm")
+    """COCO mask AP over IoU 0.50:0.95 by object size, with up to `MAX_DETECTIONS` detections a picture.
+
+    Read from the precision table: `COCOeval.summarize` takes its all-sizes AP at 100 detections whatever
+    `maxDets` says, which would cap recall on pictures of hundreds of objects."""
+    names = ("AP", "AP_small", "AP_medium", "AP_large")
+    if not entries:
+        return dict.fromkeys(names, 0.0)
+    evaluator = COCOeval(ground_truth, ground_truth.loadRes(entries), "segm")
     evaluator.params.maxDets = [1, 100, MAX_DETECTIONS]
     with contextlib.redirect_stdout(io.StringIO()):
         evaluator.evaluate()
         evaluator.accumulate()
-        evaluator.summarize()
-    return {
-        "AP": evaluator.stats[0],
-        "AP_small": evaluator.stats[3],
-        "AP_medium": evaluator.stats[4],
-        "AP_large": evaluator.stats[5],
-    }
+    precision = evaluator.eval["precision"][..., -1]  # (IoU, recall, class, size range) at MAX_DETECTIONS
+    metrics = {}
+    for area, name in enumerate(names):  # COCO's size ranges: all, small, medium, large
+        values = precision[:, :, :, area]
+        metrics[name] = float(values[values > -1].mean()) if (values > -1).any() else 0.0
+    return metrics
 
 
 def seams_whole(ground_truth, entries: list[dict]) -> tuple[int, int]:
