@@ -41,15 +41,16 @@ def detections_to_coco(detections: Detections, image_id: int | None) -> list[dic
     left out when None, for entries stored before the picture's id is known.
     """
     entries = []
-    for instance, area in zip(detections, detections.areas):
-        x1, y1, x2, y2 = (float(v) for v in instance.box)
+    masks = detections.box_masks
+    for i, area in enumerate(detections.areas):
+        x1, y1, x2, y2 = (float(v) for v in detections.boxes[i])
         entry: dict[str, Any] = {} if image_id is None else {"image_id": int(image_id)}
-        entry["category_id"] = instance.class_id
+        entry["category_id"] = int(detections.class_ids[i])
         entry["bbox"] = [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)]
-        entry["score"] = round(instance.score, 5)
-        if instance.mask is not None:
-            entry["segmentation"] = encode_mask(instance.mask)
-        entry["area"] = int(area) if instance.mask is not None else float(area)
+        entry["score"] = round(float(detections.scores[i]), 5)
+        if masks is not None:
+            entry["segmentation"] = masks.rle(i)  # straight from the compact mask: no full-picture array
+        entry["area"] = int(area) if masks is not None else float(area)
         entries.append(entry)
     return entries
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .box_masks import BoxMasks, as_box_masks
 from .coco_format import detections_to_coco
 from .label_map import LabelMap
 
@@ -30,7 +31,7 @@ class Instance:
     data: dict[str, Any] = field(default_factory=dict)  # this instance's entry of each `Detections.data` array
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, init=False)
 class Detections:
     """Instances found in one picture of size `image_size` = (height, width).
 
@@ -42,10 +43,15 @@ class Detections:
         class_ids: (N,) int32, ids of the model's label map (COCO ids 1..90 for zoo models).
         class_names: N names from the label map.
         scores: (N,) float32 in [0, 1], highest first as the model returns them.
-        masks: (N, H, W) bool full-picture masks, or None when the model has no mask head.
+        box_masks: the masks in compact form (`BoxMasks`: a tight crop per instance and where it sits), or None
+            when the model has no mask head. Memory grows with the objects, not with the picture.
+        masks: (N, H, W) bool full-picture masks, or None: made from `box_masks` on first use and then kept, so
+            code that needs no full-picture array should read `box_masks`.
         image_size: (height, width) of the picture the boxes and masks refer to.
         data: per-instance extra arrays of length N (e.g. `{"track_id": ...}`), indexed and filtered with the
             instances, as supervision's `Detections.data`.
+
+    The `masks` argument takes either form: an (N, H, W) bool array or `BoxMasks`.
 
     Example:
         >>> tracked = Detections(boxes, class_ids, names, scores, masks, (480, 640), data={"track_id": ids})
@@ -56,25 +62,49 @@ class Detections:
     class_ids: np.ndarray
     class_names: tuple[str, ...]
     scores: np.ndarray
-    masks: np.ndarray | None
+    box_masks: BoxMasks | None
     image_size: tuple[int, int]
     data: dict[str, np.ndarray] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        n = len(self.scores)
-        if self.boxes.shape != (n, 4) or self.class_ids.shape != (n,) or len(self.class_names) != n:
+    def __init__(
+        self,
+        boxes: np.ndarray,
+        class_ids: np.ndarray,
+        class_names: tuple[str, ...],
+        scores: np.ndarray,
+        masks: np.ndarray | BoxMasks | None,
+        image_size: tuple[int, int],
+        data: Mapping[str, Any] | None = None,
+    ) -> None:
+        n = len(scores)
+        if boxes.shape != (n, 4) or class_ids.shape != (n,) or len(class_names) != n:
             raise ValueError(
-                f"inconsistent detections: {n} scores, boxes {self.boxes.shape}, "
-                f"class_ids {self.class_ids.shape}, {len(self.class_names)} names"
+                f"inconsistent detections: {n} scores, boxes {boxes.shape}, "
+                f"class_ids {class_ids.shape}, {len(class_names)} names"
             )
-        if self.masks is not None and self.masks.shape != (n, *self.image_size):
-            raise ValueError(f"masks {self.masks.shape} do not match {n} instances of size {self.image_size}")
-        data = {key: np.asarray(value) for key, value in self.data.items()}
-        for key, value in data.items():
+        image_size = (int(image_size[0]), int(image_size[1]))
+        if masks is not None and tuple(masks.shape) != (n, *image_size):
+            raise ValueError(f"masks {tuple(masks.shape)} do not match {n} instances of size {image_size}")
+        arrays = {key: np.asarray(value) for key, value in (data or {}).items()}
+        for key, value in arrays.items():
             if value.ndim == 0 or len(value) != n:
                 length = "a scalar" if value.ndim == 0 else f"{len(value)} entries"
                 raise ValueError(f"detections data[{key!r}] has {length}, not one per instance ({n})")
-        object.__setattr__(self, "data", data)  # arrays, so that indexing works on every value
+        for name, value in (("boxes", boxes), ("class_ids", class_ids), ("class_names", tuple(class_names)),
+                            ("scores", scores), ("image_size", image_size), ("data", arrays)):
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "box_masks", None if masks is None else as_box_masks(masks))
+        if isinstance(masks, np.ndarray):  # the caller's full-picture array is kept: `masks` gives it back
+            self.__dict__["_dense_masks"] = masks
+
+    @property
+    def masks(self) -> np.ndarray | None:
+        """(N, H, W) bool full-picture masks, or None without masks; made once, on first use."""
+        if self.box_masks is None:
+            return None
+        if "_dense_masks" not in self.__dict__:
+            self.__dict__["_dense_masks"] = self.box_masks.to_dense()
+        return self.__dict__["_dense_masks"]
 
     @classmethod
     def empty(
@@ -82,7 +112,7 @@ class Detections:
     ) -> Detections:
         """No instances, for a picture of `image_size` = (height, width); `data_dtypes` (key -> dtype) gives
         `data` its keys, as empty arrays."""
-        masks = np.zeros((0, *image_size), dtype=bool) if with_masks else None
+        masks = BoxMasks.empty(image_size) if with_masks else None
         return cls(
             boxes=np.zeros((0, 4), np.float32),
             class_ids=np.zeros((0,), np.int32),
@@ -103,7 +133,7 @@ class Detections:
                 class_id=int(self.class_ids[i]),
                 class_name=self.class_names[i],
                 score=float(self.scores[i]),
-                mask=None if self.masks is None else self.masks[i],
+                mask=None if self.box_masks is None else self.box_masks.dense(i),
                 data={key: value[i] for key, value in self.data.items()},
             )
 
@@ -117,7 +147,7 @@ class Detections:
             class_ids=self.class_ids[positions],
             class_names=tuple(self.class_names[i] for i in positions),
             scores=self.scores[positions],
-            masks=None if self.masks is None else self.masks[positions],
+            masks=None if self.box_masks is None else self.box_masks.subset(positions),
             image_size=self.image_size,
             data={key: value[positions] for key, value in self.data.items()},
         )
@@ -126,10 +156,10 @@ class Detections:
         """Whether `other` holds the same values in every field, masks and `data` included (dtypes may differ)."""
         if not isinstance(other, Detections) or self.data.keys() != other.data.keys():
             return False
-        if self.masks is None or other.masks is None:
-            same_masks = self.masks is None and other.masks is None
+        if self.box_masks is None or other.box_masks is None:
+            same_masks = self.box_masks is None and other.box_masks is None
         else:
-            same_masks = np.array_equal(self.masks, other.masks)
+            same_masks = self.box_masks.equals(other.box_masks)
         return (
             same_masks
             and tuple(self.image_size) == tuple(other.image_size)
@@ -142,13 +172,13 @@ class Detections:
 
     @property
     def has_masks(self) -> bool:
-        return self.masks is not None
+        return self.box_masks is not None
 
     @property
     def areas(self) -> np.ndarray:
         """Mask areas in pixels, or box areas for a boxes-only model."""
-        if self.masks is not None:
-            return self.masks.sum(axis=(1, 2))
+        if self.box_masks is not None:
+            return self.box_masks.areas()
         widths = np.clip(self.boxes[:, 2] - self.boxes[:, 0], 0, None)
         heights = np.clip(self.boxes[:, 3] - self.boxes[:, 1], 0, None)
         return widths * heights

@@ -1,4 +1,4 @@
-"""Mask maths: box-relative model masks to full-picture masks, and masks to boxes.
+"""Mask maths: box-relative model masks to picture masks (full or compact), and masks to boxes.
 
 `reframe_box_masks` reproduces the TF Object Detection API's `reframe_box_masks_to_image_masks` (a
 `tf.image.crop_and_resize` of each box mask with the picture expressed in the box's coordinates, bilinear,
@@ -13,6 +13,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+
+from .box_masks import BoxMasks
 
 _MIN_BOX_SIDE = 1e-4  # the TF OD API clamps box sides to this to avoid dividing by zero
 
@@ -69,16 +71,28 @@ def reframe_box_masks(
         threshold: a pixel is in the mask when the resampled value is strictly greater than this.
 
     Returns:
-        (N, image_height, image_width) bool masks.
+        (N, image_height, image_width) bool masks; `reframe_box_masks_compact` gives the same as `BoxMasks`.
     """
+    return reframe_box_masks_compact(box_masks, boxes, image_height, image_width, threshold).to_dense()
+
+
+def reframe_box_masks_compact(
+    box_masks: np.ndarray,
+    boxes: np.ndarray,
+    image_height: int,
+    image_width: int,
+    threshold: float = 0.5,
+) -> BoxMasks:
+    """`reframe_box_masks` as compact `BoxMasks`: the same pixels, without a full-picture array per instance."""
     box_masks = np.asarray(box_masks, dtype=np.float32)
     boxes = np.asarray(boxes, dtype=np.float32)
     count = len(box_masks)
     if boxes.shape != (count, 4):
         raise ValueError(f"expected {count} boxes of 4 numbers, got shape {boxes.shape}")
-    out = np.zeros((count, image_height, image_width), dtype=bool)
+    crops = [np.zeros((0, 0), bool)] * count
+    offsets = np.zeros((count, 2), np.int64)
     if count == 0:
-        return out
+        return BoxMasks(crops, offsets, (image_height, image_width))
     mask_h, mask_w = box_masks.shape[1:]
     for i in range(count):
         ymin, xmin, ymax, xmax = (float(v) for v in boxes[i])
@@ -91,8 +105,9 @@ def reframe_box_masks(
         columns = left + (right - left) * xs.frac  # (mh, box width): x first, as crop_and_resize does
         top, bottom = columns[ys.low], columns[ys.high]
         values = top + (bottom - top) * ys.frac[:, None]
-        out[i, ys.first : ys.last, xs.first : xs.last] = values > threshold
-    return out
+        crops[i] = values > threshold
+        offsets[i] = (ys.first, xs.first)
+    return BoxMasks(crops, offsets, (image_height, image_width))
 
 
 def masks_to_boxes(masks: np.ndarray) -> np.ndarray:

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .box_masks import BoxMasks
 from .label_map import LabelMap
-from .masks import reframe_box_masks
+from .masks import reframe_box_masks_compact
 
 # The detection zoo's names: a frozen graph's file and input, and the outputs every detection model gives.
 FROZEN_GRAPH_NAME = "frozen_inference_graph.pb"
@@ -23,8 +24,9 @@ REQUIRED_OUTPUTS = ("detection_boxes", "detection_scores", "detection_classes", 
 MASK_OUTPUT = "detection_masks"
 
 RawOutputs = dict[str, np.ndarray]
-# paste_masks(box_masks, boxes, height, width, threshold) -> (N, H, W) bool full-picture masks
-MaskPaster = Callable[[np.ndarray, np.ndarray, int, int, float], np.ndarray]
+# paste_masks(box_masks, boxes, height, width, threshold) -> the picture's masks: compact `BoxMasks` (the zoo's
+# reframing) or an (N, H, W) bool array (matterport's unmolding)
+MaskPaster = Callable[[np.ndarray, np.ndarray, int, int, float], "np.ndarray | BoxMasks"]
 
 
 @dataclass
@@ -33,7 +35,7 @@ class LoadedModel:
 
     The graph is imported once; every call goes through the same function, so a picture costs one graph
     execution and nothing else. Outputs keep the batch axis: `detection_boxes` is (B, N, 4).
-    `paste_masks(box_masks, boxes, height, width, threshold)` turns `detection_masks` into full-picture masks
+    `paste_masks(box_masks, boxes, height, width, threshold)` turns `detection_masks` into picture masks
     the way the model's own code does (the zoo's reframing; matterport's unmolding for its `.h5` models).
     """
 
@@ -45,7 +47,7 @@ class LoadedModel:
     _run: Callable[[np.ndarray], RawOutputs] = field(repr=False)
     backend: str = "tensorflow"  # the engine that runs it: "tensorflow", "openvino f32" or "openvino bf16"
     batched: bool = False  # one engine call takes several pictures (else `predict_batch` runs them one by one)
-    paste_masks: MaskPaster = field(default=reframe_box_masks, repr=False)
+    paste_masks: MaskPaster = field(default=reframe_box_masks_compact, repr=False)
     load_seconds: float = 0.0
     warmup_seconds: float = 0.0
 
@@ -81,7 +83,7 @@ class ModelDescription:
     kind: str
     target: Path
     label_map: LabelMap
-    paste_masks: MaskPaster = field(default=reframe_box_masks, repr=False)
+    paste_masks: MaskPaster = field(default=reframe_box_masks_compact, repr=False)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""From a model's raw outputs to `Detections`: score and class filtering, pixel boxes, full-picture masks.
+"""From a model's raw outputs to `Detections`: score and class filtering, pixel boxes, picture masks.
 
 Pure: arrays in, `Detections` out; `predictor.Segmenter` runs the model and calls this."""
 
@@ -10,7 +10,7 @@ import numpy as np
 
 from .detections import Detections
 from .label_map import LabelMap
-from .masks import reframe_box_masks
+from .masks import reframe_box_masks_compact
 from .model_contract import MASK_OUTPUT, MaskPaster, RawOutputs
 
 DEFAULT_MIN_SCORE = 0.5
@@ -25,7 +25,7 @@ def detections_from_outputs(
     class_ids: Iterable[int] | None = None,
     min_score: float = DEFAULT_MIN_SCORE,
     mask_threshold: float = DEFAULT_MASK_THRESHOLD,
-    paste_masks: MaskPaster = reframe_box_masks,
+    paste_masks: MaskPaster = reframe_box_masks_compact,
 ) -> Detections:
     """Build `Detections` for picture `index` of a batch of raw zoo outputs.
 

@@ -4,8 +4,8 @@ directly or through others, a module that imports it back.
     layer        modules                                                    may import
     foundation   errors                                                     -
     io           io.*  (files, pictures, video, locks)                      foundation
-    core         masks, label_map, coco_format, model_contract, detections,  io, foundation
-                 postprocess, evaluation, shapes, shapes_video, tracking.*,
+    core         masks, box_masks, tiling, stitching, label_map,             io, foundation
+                 coco_format, model_contract, detections, postprocess, evaluation, shapes, shapes_video, tracking.*,
                  visualization.*, label_exports.*
     models       models.*  (finding, describing, loading, engines)           core, io, foundation
     predictor    predictor, dataset_predictions, mrcnn (matterport's API)   models and below
@@ -33,7 +33,8 @@ LAYERS = ("foundation", "io", "core", "models", "predictor", "training", "apps",
 LAYER_OF = {
     "errors": "foundation",
     "io": "io",
-    "masks": "core", "label_map": "core", "coco_format": "core", "model_contract": "core", "detections": "core",
+    "masks": "core", "box_masks": "core", "tiling": "core", "stitching": "core",
+    "label_map": "core", "coco_format": "core", "model_contract": "core", "detections": "core",
     "postprocess": "core", "evaluation": "core", "shapes": "core", "shapes_video": "core", "tracking": "core",
     "visualization": "core", "label_exports": "core",
     "models": "models",

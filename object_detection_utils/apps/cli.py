@@ -14,6 +14,7 @@ from ..io.images import DEFAULT_MAX_PIXELS
 from ..models.backends import BACKENDS
 from ..models.zoo import format_model_table, list_models, resolve_models_dir
 from ..predictor import Segmenter, SegmenterSpec
+from ..tiling import DEFAULT_OVERLAP, MAX_OVERLAP
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, several_models: bool = False) -> None:
@@ -53,6 +54,20 @@ def add_model_arguments(parser: argparse.ArgumentParser, several_models: bool = 
                             "(see docs/MATTERPORT.md)")
 
 
+def add_tile_arguments(parser: argparse.ArgumentParser) -> None:
+    """--tile, --tile-overlap, --no-full-pass: large pictures run in overlapping tiles as well, stitched back into
+    whole instances (read by `SegmenterSpec.from_args`; docs/TILES.md)."""
+    group = parser.add_argument_group("tiles (large pictures, small objects)")
+    group.add_argument("--tile", default=None, metavar="SIZE|auto",
+                       help="also run the model on overlapping tiles of this many pixels, or 'auto' for the "
+                            "model's input size, and stitch the results (default: the whole picture only)")
+    group.add_argument("--tile-overlap", type=float, default=DEFAULT_OVERLAP,
+                       help=f"the fraction of a tile its neighbours share, in [0, {MAX_OVERLAP:g}) "
+                            "(default: %(default)s)")
+    group.add_argument("--no-full-pass", action="store_true",
+                       help="with --tile, skip the whole-picture pass that finds the objects larger than a tile")
+
+
 def add_picture_arguments(parser: argparse.ArgumentParser) -> None:
     """--max-pixels: the largest picture read, so a small file declaring a huge size is refused, not decoded."""
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
@@ -66,6 +81,12 @@ def segmenter_from_args(args: argparse.Namespace, model: str | Path | None = Non
     The class filter is checked against the model's label map right away, before any picture is read.
     """
     return SegmenterSpec.from_args(args, model).load()
+
+
+def segmenter_label(segmenter: Segmenter) -> str:
+    """The model's name, with how pictures were tiled when they were: "shapes-r18-128 (tiles 128 px, ...)"."""
+    tiles = segmenter.describe_tiles()
+    return segmenter.name if tiles is None else f"{segmenter.name} ({tiles})"
 
 
 def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:

@@ -75,6 +75,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                      help="model actors, one model each (default: one per GPU, else one per node)")
     cli.add_picture_arguments(parser)
     cli.add_model_arguments(parser)
+    cli.add_tile_arguments(parser)
     args = cli.parse_args(parser, argv)
     if args.no_overlay and not (args.masks or args.coco_json or args.summary or args.export_labels):
         parser.error("--no-overlay leaves nothing to write: add --masks, --coco-json, --summary or --export-labels")
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     pipeline = PipelineOptions(args.readers, args.writers, args.prefetch, progress=not args.no_progress)
     with stop_on_interrupt(STOP_NOTICE) as stop:
         report = run_batch(segmenter, pictures, batch_options(args), pipeline, stop=stop)
-    return finish(report, segmenter.name, args)
+    return finish(report, cli.segmenter_label(segmenter), args)
 
 
 def main_ray(args: argparse.Namespace) -> int:
@@ -135,7 +136,7 @@ def main_ray(args: argparse.Namespace) -> int:
             pass
     check_label_export(args)
     spec = SegmenterSpec.from_args(args)
-    name = spec.describe().name  # an unknown model or class: one line, before Ray starts
+    name = cli.segmenter_label(spec.describe())  # an unknown model or class, a bad tile: one line, before Ray starts
     connect(args.ray or None)
     with stop_on_interrupt(STOP_NOTICE) as stop:
         report = run_ray_batch(spec, pictures, batch_options(args), actors=args.ray_actors,

@@ -29,6 +29,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="close the windows after this many seconds (default: when closed, or q/Esc)")
     cli.add_picture_arguments(parser)
     cli.add_model_arguments(parser)
+    cli.add_tile_arguments(parser)
     return cli.parse_args(parser, argv)
 
 
@@ -57,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     write_image(output, segmented)
 
     print("\n".join(cli.format_detections(str(image_path), detections)))
-    print(f"{len(detections)} instances in {seconds:.2f}s with {segmenter.name}; saved {output}", file=sys.stderr)
+    print(f"{len(detections)} instances in {seconds:.2f}s with {cli.segmenter_label(segmenter)}; saved {output}",
+          file=sys.stderr)
 
     if not args.no_display and display.display_available():
         windows = [display.Window(f"original: {image_path.name}"), display.Window(f"segmented: {image_path.name}")]

@@ -49,10 +49,13 @@ class ExportOptions:
 
 def instance_polygons(detections: Detections, tolerance: float) -> list[list[np.ndarray]]:
     """The polygons of each instance (see `polygons.mask_to_polygons`); the box for a boxes-only model."""
-    if detections.masks is None:
+    masks = detections.box_masks
+    if masks is None:
         return [[np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]], np.float64)]
                 for x1, y1, x2, y2 in detections.boxes.astype(np.float64)]
-    return [mask_to_polygons(mask, tolerance) for mask in detections.masks]
+    # Traced on each compact crop and moved into place: no full-picture mask per instance.
+    return [[polygon + offset[::-1] for polygon in mask_to_polygons(crop, tolerance)]
+            for crop, offset in zip(masks.crops, masks.offsets)]
 
 
 def mask_box(mask: np.ndarray) -> tuple[int, int, np.ndarray]:

@@ -114,7 +114,7 @@ class MaskTracker:
         ids = np.array([i for _, i in output], np.int64)
         if len(indices) == len(detections):
             result = Detections(detections.boxes, detections.class_ids, detections.class_names, detections.scores,
-                                detections.masks, detections.image_size, {**detections.data})
+                                detections.box_masks, detections.image_size, {**detections.data})
         else:
             result = detections[indices]
         result.data[TRACK_ID] = ids

@@ -70,24 +70,25 @@ def draw_detections(
     height, width = detections.image_size
     thickness = max(1, round(max(height, width) / 400))
 
-    if detections.masks is not None:
-        crops = [_mask_bounds(mask) for mask in detections.masks]
+    masks = detections.box_masks
+    if masks is not None:  # painted crop by crop: no full-picture array per instance
         layer = np.zeros_like(canvas)
         covered = np.zeros((height, width), dtype=bool)
         for i in np.argsort(-detections.areas, kind="stable"):
-            if crops[i] is not None:
-                y0, y1, x0, x1 = crops[i]
-                inside = detections.masks[i, y0:y1, x0:x1]
+            inside = masks.crops[i]
+            if inside.size:
+                y0, x0 = (int(v) for v in masks.offsets[i])
+                y1, x1 = y0 + inside.shape[0], x0 + inside.shape[1]
                 layer[y0:y1, x0:x1][inside] = colors[i]
                 covered[y0:y1, x0:x1] |= inside
         blended = cv2.addWeighted(canvas, 1.0 - alpha, layer, alpha, 0.0)
         np.copyto(canvas, blended, where=covered[:, :, None])
         if outlines:
-            for i, crop in enumerate(crops):
-                if crop is not None:
-                    y0, y1, x0, x1 = crop
-                    contours, _ = cv2.findContours(detections.masks[i, y0:y1, x0:x1].astype(np.uint8),
-                                                   cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE, offset=(x0, y0))
+            for i, inside in enumerate(masks.crops):
+                if inside.size:
+                    y0, x0 = (int(v) for v in masks.offsets[i])
+                    contours, _ = cv2.findContours(inside.astype(np.uint8), cv2.RETR_EXTERNAL,
+                                                   cv2.CHAIN_APPROX_SIMPLE, offset=(x0, y0))
                     cv2.drawContours(canvas, contours, -1, colors[i].tolist(), thickness, cv2.LINE_AA)
 
     for i in range(len(detections)):
@@ -101,15 +102,6 @@ def draw_detections(
                 text = f"#{int(detections.data[TRACK_ID][i])} {text}"
             _draw_label(canvas, text, (x1, y1), color)
     return canvas
-
-
-def _mask_bounds(mask: np.ndarray) -> tuple[int, int, int, int] | None:
-    """(y0, y1, x0, x1) of the smallest crop holding every set pixel, or None for an empty mask."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(mask[rows[0] : rows[-1] + 1].any(axis=0))
-    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 
 
 def _draw_label(canvas: np.ndarray, text: str, corner: tuple[int, int], color: list[int]) -> None:

@@ -60,10 +60,10 @@ def write_picture_outputs(
     if masks:
         folder = masks_dir(output_dir, picture.name)
         new = []
-        if detections.masks is not None:
-            for i, instance in enumerate(detections):
-                path = folder / mask_file_name(i, instance.class_name)
-                _write(path, encode_image(instance.mask.astype(np.uint8) * 255, ".png"))
+        if detections.box_masks is not None:
+            for i, class_name in enumerate(detections.class_names):  # one full-picture mask at a time
+                path = folder / mask_file_name(i, class_name)
+                _write(path, encode_image(detections.box_masks.dense(i).astype(np.uint8) * 255, ".png"))
                 new.append(path)
         if folder.is_dir():
             for old in folder.glob("*.png"):
