@@ -52,7 +52,8 @@ def crop_iou(a: MaskCrop, b: MaskCrop, dx: int = 0, dy: int = 0) -> float:
     union = a.area + b.area
     if x2 <= x1 or y2 <= y1 or union == 0:
         return 0.0
-    overlap = np.count_nonzero(a.pixels[y1 - ay:y2 - ay, x1 - ax:x2 - ax] & b.pixels[y1 - b.y:y2 - b.y, x1 - b.x:x2 - b.x])
+    overlap = np.count_nonzero(a.pixels[y1 - ay:y2 - ay, x1 - ax:x2 - ax]
+                               & b.pixels[y1 - b.y:y2 - b.y, x1 - b.x:x2 - b.x])
     return overlap / (union - overlap)
 
 
