@@ -121,7 +121,7 @@ class MaskTracker:
         return result
 
     def _crops(self, detections: Detections) -> list[MaskCrop] | None:
-        if detections.masks is None or self.options.mask_weight == 0:
+        if detections.box_masks is None or self.options.mask_weight == 0:
             return None
         return mask_crops(detections.box_masks)
 
