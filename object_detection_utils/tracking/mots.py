@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..coco_format import decode_mask, encode_mask
+from ..coco_format import decode_mask
 from ..detections import TRACK_ID, Detections
 from ..errors import InstanceSegmentationError
 
@@ -36,11 +36,12 @@ class MotsObject:
 
 def mots_lines(frame: int, detections: Detections) -> list[str]:
     """The MOTS lines of one frame's tracked detections (masks and `data["track_id"]` needed)."""
-    if detections.masks is None:
+    masks = detections.box_masks
+    if masks is None:
         raise InstanceSegmentationError("MOTS needs masks: this model gives boxes only")
     height, width = detections.image_size
-    return [f"{frame} {int(track_id)} {int(class_id)} {height} {width} {encode_mask(mask)['counts']}"
-            for track_id, class_id, mask in zip(detections.data[TRACK_ID], detections.class_ids, detections.masks)]
+    return [f"{frame} {int(track_id)} {int(class_id)} {height} {width} {masks.rle(i)['counts']}"
+            for i, (track_id, class_id) in enumerate(zip(detections.data[TRACK_ID], detections.class_ids))]
 
 
 def parse_mots(text: str, name: str = "MOTS text") -> list[MotsObject]:

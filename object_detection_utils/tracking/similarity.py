@@ -1,8 +1,8 @@
-"""How much a track's prediction and a detection agree: box IoU, and mask IoU on the boxes' crops.
+"""How much a track's prediction and a detection agree: box IoU, and mask IoU on the masks' tight crops.
 
-Masks are kept as crops of their box (`MaskCrop`): a track's mask moves with its predicted box by shifting
-the crop's corner, and two crops are compared only where their windows overlap, so a pair costs a few
-thousand pixels at most however large the picture.
+Masks are kept as the detections' compact crops (`MaskCrop`, from `Detections.box_masks`): a track's mask moves
+with its predicted box by shifting the crop's corner, and two crops are compared only where their windows
+overlap, so a pair costs a few thousand pixels at most however large the picture.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from ..box_masks import BoxMasks
 
 
 @dataclass(frozen=True)
@@ -21,20 +23,12 @@ class MaskCrop:
     pixels: np.ndarray
     area: int
 
-    def moved(self, dx: int, dy: int) -> MaskCrop:
-        return MaskCrop(self.x + dx, self.y + dy, self.pixels, self.area)
 
-
-def mask_crops(masks: np.ndarray, boxes: np.ndarray) -> list[MaskCrop]:
-    """The parts of full-picture masks (N, H, W) inside their `boxes` (N, 4) [x1, y1, x2, y2], rounded outwards."""
-    height, width = masks.shape[1:]
-    corners = np.clip(np.floor(boxes[:, :2]), 0, None).astype(int)
-    ends = np.minimum(np.ceil(boxes[:, 2:]), [width, height]).astype(int)
-    crops = []
-    for mask, (x1, y1), (x2, y2) in zip(masks, corners.tolist(), ends.tolist()):
-        pixels = mask[y1:max(y2, y1), x1:max(x2, x1)]
-        crops.append(MaskCrop(x1, y1, pixels, int(np.count_nonzero(pixels))))
-    return crops
+def mask_crops(masks: BoxMasks) -> list[MaskCrop]:
+    """Each of the detections' compact masks as a `MaskCrop` (its tight crop, where it sits, its area)."""
+    areas = masks.areas().tolist()
+    return [MaskCrop(x, y, pixels, area)
+            for pixels, (y, x), area in zip(masks.crops, masks.offsets.tolist(), areas)]
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -49,22 +43,27 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.divide(intersection, union, out=np.zeros_like(intersection), where=union > 0)
 
 
-def crop_iou(a: MaskCrop, b: MaskCrop) -> float:
-    """IoU of two cropped masks placed in the same picture."""
-    x1, y1 = max(a.x, b.x), max(a.y, b.y)
-    x2 = min(a.x + a.pixels.shape[1], b.x + b.pixels.shape[1])
-    y2 = min(a.y + a.pixels.shape[0], b.y + b.pixels.shape[0])
+def crop_iou(a: MaskCrop, b: MaskCrop, dx: int = 0, dy: int = 0) -> float:
+    """IoU of two cropped masks placed in the same picture, `a` moved by (dx, dy) pixels first."""
+    ax, ay = a.x + dx, a.y + dy
+    (ah, aw), (bh, bw) = a.pixels.shape, b.pixels.shape
+    x1, y1 = max(ax, b.x), max(ay, b.y)
+    x2, y2 = min(ax + aw, b.x + bw), min(ay + ah, b.y + bh)
     union = a.area + b.area
     if x2 <= x1 or y2 <= y1 or union == 0:
         return 0.0
-    overlap = np.count_nonzero(a.pixels[y1 - a.y:y2 - a.y, x1 - a.x:x2 - a.x]
+    overlap = np.count_nonzero(a.pixels[y1 - ay:y2 - ay, x1 - ax:x2 - ax]
                                & b.pixels[y1 - b.y:y2 - b.y, x1 - b.x:x2 - b.x])
     return overlap / (union - overlap)
 
 
-def mask_iou(tracks: list[MaskCrop], detections: list[MaskCrop], candidates: np.ndarray) -> np.ndarray:
-    """(N, M) mask IoU, computed only where `candidates` (N, M) bool is set (elsewhere 0)."""
+def mask_iou(tracks: list[MaskCrop], shifts: np.ndarray, detections: list[MaskCrop], candidates: np.ndarray
+             ) -> np.ndarray:
+    """(N, M) mask IoU of the tracks' crops moved by `shifts` (N, 2) [dx, dy] and the detections' crops, computed
+    only where `candidates` (N, M) bool is set (elsewhere 0)."""
     result = np.zeros(candidates.shape)
+    shifts = shifts.tolist()
     for i, j in zip(*np.nonzero(candidates)):
-        result[i, j] = crop_iou(tracks[i], detections[j])
+        dx, dy = shifts[i]
+        result[i, j] = crop_iou(tracks[i], detections[j], dx, dy)
     return result

@@ -121,9 +121,9 @@ class MaskTracker:
         return result
 
     def _crops(self, detections: Detections) -> list[MaskCrop] | None:
-        if detections.masks is None or self.options.mask_weight == 0:
+        if detections.box_masks is None or self.options.mask_weight == 0:
             return None
-        return mask_crops(detections.masks, detections.boxes)
+        return mask_crops(detections.box_masks)
 
     def _associate(self, tracks: list[int], candidates: np.ndarray, predicted: np.ndarray, detections: Detections,
                    crops: list[MaskCrop] | None, least: float) -> tuple[list[tuple[int, int]], list[int], np.ndarray]:
@@ -134,11 +134,9 @@ class MaskTracker:
         similarity = box_iou(predicted[tracks], detections.boxes[candidates])
         track_crops = [self._tracks[i].mask for i in tracks]
         if crops is not None and all(c is not None for c in track_crops):
-            moved = []
-            for i, crop in zip(tracks, track_crops):
-                shift = np.round(self._states[i, :2] - self._tracks[i].mask_centre).astype(int)
-                moved.append(crop.moved(int(shift[0]), int(shift[1])))
-            masks = mask_iou(moved, [crops[j] for j in candidates], similarity > 0)
+            centres = np.array([self._tracks[i].mask_centre for i in tracks])
+            shifts = np.round(self._states[tracks, :2] - centres).astype(int)  # each mask moves with its box
+            masks = mask_iou(track_crops, shifts, [crops[j] for j in candidates], similarity > 0)
             similarity = (1 - self.options.mask_weight) * similarity + self.options.mask_weight * masks
         classes = np.array([self._tracks[i].class_id for i in tracks])
         similarity = np.where(classes[:, None] == detections.class_ids[candidates][None, :], similarity,
