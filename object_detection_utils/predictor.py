@@ -27,7 +27,7 @@ import numpy as np
 
 from .detections import Detections
 from .label_map import LabelMap
-from .model_contract import LoadedModel, ModelDescription, RawOutputs
+from .model_contract import KeptInstances, LoadedModel, ModelDescription, RawOutputs
 from .models.dispatch import describe_model
 from .models.zoo import DEFAULT_MODEL, find_model, load_model
 from .postprocess import DEFAULT_MASK_THRESHOLD, DEFAULT_MIN_SCORE, detections_from_outputs
@@ -88,6 +88,11 @@ class Segmenter:
         return self.model.name
 
     @property
+    def kept(self) -> KeptInstances:
+        """This segmenter's filters, for an engine that computes masks for the kept instances only."""
+        return KeptInstances(self.min_score, self.class_ids)
+
+    @property
     def label_map(self) -> LabelMap:
         return self.model.label_map
 
@@ -117,7 +122,7 @@ class Segmenter:
     def segment(self, image: np.ndarray) -> Detections:
         """The instances in one (H, W, 3) uint8 picture."""
         image = self.prepare(image)
-        return self.postprocess(self.model.predict(image), image.shape[:2])
+        return self.postprocess(self.model.predict(image, self.kept), image.shape[:2])
 
     def segment_many(self, images: Iterable[np.ndarray], workers: int = 1) -> Iterator[Detections]:
         """The instances in each picture, in order. The model runs on the calling thread while the previous
@@ -126,7 +131,7 @@ class Segmenter:
         with ThreadPoolExecutor(workers, thread_name_prefix="postprocess") as pool:
             for image in images:
                 image = self.prepare(image)
-                outputs = self.model.predict(image)
+                outputs = self.model.predict(image, self.kept)
                 pending.append(pool.submit(self.postprocess, outputs, image.shape[:2]))
                 while len(pending) > workers:
                     yield pending.popleft().result()
@@ -146,7 +151,7 @@ class Segmenter:
 
         The two halves apart let a pipeline run the model on one thread and post-process on others.
         """
-        return self.model.predict(self.prepare(image))
+        return self.model.predict(self.prepare(image), self.kept)
 
     def postprocess(self, outputs: RawOutputs, image_size: tuple[int, int], index: int = 0) -> Detections:
         """`Detections` of picture `index` of raw outputs, with this segmenter's filters."""
@@ -173,6 +178,7 @@ class SegmenterSpec:
     mask_threshold: float = DEFAULT_MASK_THRESHOLD
     backend: str = "tensorflow"
     matterport_config: Any = None
+    calibration: str | Path | None = None  # pictures to judge (and calibrate) bf16 and int8 on
 
     def __post_init__(self) -> None:
         if self.classes is not None and not isinstance(self.classes, tuple):
@@ -184,13 +190,14 @@ class SegmenterSpec:
         `args.model`, for a repeated --model); `--classes` is comma-separated ids or names."""
         classes = None if args.classes is None else tuple(split_classes(args.classes))
         return cls(args.model if model is None else model, args.models_dir, args.label_map, classes,
-                   args.min_score, args.mask_threshold, args.backend, args.matterport_config)
+                   args.min_score, args.mask_threshold, args.backend, args.matterport_config,
+                   getattr(args, "calibration", None))
 
     def load(self, bgr: bool = False) -> Segmenter:
         """The model loaded on the chosen back end, with the filters; unknown classes raise `LabelMapError` here,
         before any picture is read."""
         model = load_model(self.model, self.models_dir, label_map=self.label_map, backend=self.backend,
-                           matterport_config=self.matterport_config)
+                           matterport_config=self.matterport_config, calibration=self.calibration)
         return Segmenter(model, self.classes, self.min_score, self.mask_threshold, bgr)
 
     def describe(self) -> Segmenter:
