@@ -9,7 +9,7 @@
 maskrcnn_parts  our exports taken apart into steps       openvino_engine  telemetry off, conversion, runners
 conversion      the cache of converted models            convert_child    conversion + gate in a child process
 gate            the f32 parity gate                      acceptance       bf16/int8 judged by agreement with f32
-int8            NNCF quantization under accuracy control
+int8            NNCF quantization under accuracy control race             auto's timing of the accepted engines
 """
 
 from __future__ import annotations
@@ -127,12 +127,12 @@ def _convert(source: Path, kind: str, files: list[Path], precision: str, calibra
 
 def _fastest(model: ModelDescription, source: Path, kind: str, files: list[Path],
              calibration: Path | None) -> EngineRun | None:
-    """`--backend auto`: every precision this CPU has, converted and judged once (cached), and the one whose
-    conversion measured the largest speed-up over TensorFlow, if any beats it; one line says which and why."""
+    """`--backend auto`: every precision this CPU has, converted and judged once (cached), then the accepted ones
+    raced against TensorFlow once (cached); the fastest, if it beats TensorFlow. One line says which and why."""
     int8_unavailable = _int8_unavailable(kind)
     precisions = ["f32"] + (["bf16"] if cpu_has_bf16() else []) + ([] if int8_unavailable else ["int8"])
     tried = {precision: _convert(source, kind, files, precision, calibration) for precision in precisions}
-    speedups = {p: float(c.gate.get("speed", {}).get("speedup", 0.0)) for p, c in tried.items() if c.passed}
+    speedups = _speedups(source, {p: c for p, c in tried.items() if c.passed}, calibration)
     refused = [f"{p} refused: {c.gate.get('reason', 'no reason recorded')}" for p, c in tried.items() if not c.passed]
     refused += [] if cpu_has_bf16() else ["no bf16: this CPU has no avx512_bf16 or amx_bf16"]
     refused += [f"no int8: {int8_unavailable}"] if int8_unavailable else []
@@ -144,6 +144,17 @@ def _fastest(model: ModelDescription, source: Path, kind: str, files: list[Path]
         return None
     log.warning("back end auto: %s runs on OpenVINO %s (%s)", model.name, best, why)
     return _runner(tried[best], model.name)
+
+
+def _speedups(source: Path, accepted: dict, calibration: Path | None) -> dict[str, float]:
+    """Each accepted precision's speed-up over TensorFlow: from the race between them all in one process
+    (race.py, cached), else, where that failed, from each conversion's own side-by-side timing."""
+    from . import race
+
+    raced = race.speedups(source, [c.entry for c in accepted.values()], calibration)
+    if raced is not None:
+        return {p: raced[c.entry.name] for p, c in accepted.items()}
+    return {p: float(c.gate.get("speed", {}).get("speedup", 0.0)) for p, c in accepted.items()}
 
 
 def _runner(conversion, name: str) -> EngineRun | None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-from ...coco_format import annotations_from_masks, detections_to_coco
+from ...coco_format import detections_to_coco
 from ...detections import Detections
 from ...evaluation import coco_metrics, ground_truth_from_dict
 from ...label_map import LabelMap
@@ -52,39 +52,56 @@ class Acceptance:
 
 def agreement(reference: Sequence[Detections], candidate: Sequence[Detections]) -> tuple[float | None, float | None]:
     """(mask AP, box AP) of `candidate`'s detections scored against `reference`'s as ground truth, picture by
-    picture (both filtered as the module docstring says; None when the reference has no instance)."""
-    images, annotations, entries, classes = [], [], [], set()
-    for image_id, (truth, found) in enumerate(zip(reference, candidate, strict=True), start=1):
-        height, width = truth.image_size
-        images.append({"id": image_id, "height": height, "width": width})
-        kept = truth.scores >= REFERENCE_MIN_SCORE
-        found_here = annotations_from_masks(truth.masks[kept], truth.class_ids[kept], image_id, len(annotations) + 1)
-        for annotation, (x1, y1, x2, y2) in zip(found_here, truth.boxes[kept].tolist()):
-            annotation["bbox"] = [x1, y1, x2 - x1, y2 - y1]  # the model's box, not the one around its mask
-        annotations += found_here
-        entries += detections_to_coco(found[found.scores >= RESULT_MIN_SCORE], image_id)
-        classes |= {int(c) for c in truth.class_ids[kept]} | {int(c) for c in found.class_ids}
-    if not annotations:
+    picture (filtered as the module docstring says; None when the reference has no instance)."""
+    images = [{"id": i, "height": d.image_size[0], "width": d.image_size[1]} for i, d in enumerate(reference, 1)]
+    entries = [
+        [entry for i, pictures in enumerate(side, 1) for entry in detections_to_coco(pictures, i)]
+        for side in (reference, candidate)
+    ]
+    return entries_agreement(images, *entries)
+
+
+def entries_agreement(
+    images: list[dict], reference: list[dict], candidate: list[dict]
+) -> tuple[float | None, float | None]:
+    """`agreement` of two models' COCO result entries (coco_format.detections_to_coco) on the `images` (COCO
+    image records: id, height, width)."""
+    truth = [
+        {**entry, "id": number, "iscrowd": 0}
+        for number, entry in enumerate((e for e in reference if e["score"] >= REFERENCE_MIN_SCORE), start=1)
+    ]
+    if not truth:
         return None, None
-    entries = [e for e in entries if e["category_id"] in classes]
-    truth = ground_truth_from_dict({"images": images, "annotations": annotations,
-                                    "categories": [{"id": c, "name": str(c)} for c in sorted(classes)]})
-    mask_ap, box_ap = (coco_metrics(truth, entries, kind)["summary"]["AP"] for kind in ("segm", "bbox"))
+    results = [entry for entry in candidate if entry["score"] >= RESULT_MIN_SCORE]
+    classes = sorted({entry["category_id"] for entry in truth + results})
+    ground_truth = ground_truth_from_dict(
+        {"images": images, "annotations": truth, "categories": [{"id": c, "name": str(c)} for c in classes]}
+    )
+    mask_ap, box_ap = (coco_metrics(ground_truth, results, kind)["summary"]["AP"] for kind in ("segm", "bbox"))
     return mask_ap, box_ap
 
 
-def judge(reference: Sequence[Detections], candidate: Sequence[Detections],
-          min_agreement: float = MIN_AGREEMENT) -> Acceptance:
+def judge(
+    reference: Sequence[Detections], candidate: Sequence[Detections], min_agreement: float = MIN_AGREEMENT
+) -> Acceptance:
     """Accept `candidate` when its agreement mask AP with `reference` is at least `min_agreement`."""
     instances = sum(int((d.scores >= REFERENCE_MIN_SCORE).sum()) for d in reference)
     mask_ap, box_ap = agreement(reference, candidate)
     if instances < MIN_INSTANCES or mask_ap is None:
-        return Acceptance(False, f"too few instances to judge accuracy ({instances} < {MIN_INSTANCES})",
-                          None, len(reference), instances)
+        return Acceptance(
+            False,
+            f"too few instances to judge accuracy ({instances} < {MIN_INSTANCES})",
+            None,
+            None,
+            len(reference),
+            instances,
+        )
     passed = mask_ap >= min_agreement
     relation = ">=" if passed else "<"
-    reason = (f"agreement mask AP {mask_ap:.4f} {relation} {min_agreement:g} with f32 on {len(reference)} pictures "
-              f"({instances} instances)")
+    reason = (
+        f"agreement mask AP {mask_ap:.4f} {relation} {min_agreement:g} with f32 on {len(reference)} pictures "
+        f"({instances} instances)"
+    )
     return Acceptance(passed, reason, mask_ap, box_ap, len(reference), instances)
 
 

@@ -68,11 +68,14 @@ def nncf_telemetry_is_off() -> bool:
     import nncf.telemetry.wrapper
 
     stub = nncf.telemetry.wrapper.NNCFTelemetryStub
-    return all(isinstance(m.telemetry, stub) for m in (nncf.telemetry, nncf.telemetry.decorator, nncf.telemetry.wrapper))
+    return all(
+        isinstance(m.telemetry, stub) for m in (nncf.telemetry, nncf.telemetry.decorator, nncf.telemetry.wrapper)
+    )
 
 
-def quantize_export(entry: Path, pictures: Sequence[np.ndarray],
-                    metric: Callable[[list, list], float] | None = None) -> dict:
+def quantize_export(
+    entry: Path, pictures: Sequence[np.ndarray], metric: Callable[[list, list], float] | None = None
+) -> dict:
     """Quantize the f32 IR of `entry`'s heavy parts to int8 in place (see the module docstring); returns what was
     done, for `gate.json`. `metric(reference, candidate)` scores a list of detections against the f32 ones
     (default: the agreement mask AP; None counts as 0)."""
@@ -90,6 +93,7 @@ def quantize_export(entry: Path, pictures: Sequence[np.ndarray],
         def record(*arrays):
             inputs[name].append([np.array(a) for a in arrays])
             return call(*arrays)
+
         return record
 
     recorded = {name: recording(name, call) for name, call in parts.items()}
@@ -107,8 +111,14 @@ def quantize_export(entry: Path, pictures: Sequence[np.ndarray],
 
         model = core.read_model(str(entry / f"{name}.xml"))
         quantized = nncf.quantize_with_accuracy_control(
-            model, nncf.Dataset(inputs[name]), nncf.Dataset(pictures), validate, max_drop=MAX_AGREEMENT_DROP,
-            drop_type=nncf.DropType.ABSOLUTE, subset_size=len(inputs[name]))
+            model,
+            nncf.Dataset(inputs[name]),
+            nncf.Dataset(pictures),
+            validate,
+            max_drop=MAX_AGREEMENT_DROP,
+            drop_type=nncf.DropType.ABSOLUTE,
+            subset_size=len(inputs[name]),
+        )
         # Written beside, then moved over the f32 IR: the f32 weights are memory-mapped while NNCF runs.
         ov.save_model(quantized, str(entry / f"{name}.int8.xml"), compress_to_fp16=False)
         del model, quantized
@@ -117,8 +127,10 @@ def quantize_export(entry: Path, pictures: Sequence[np.ndarray],
         compiled = core.compile_model(str(entry / f"{name}.xml"), "CPU", {"PERFORMANCE_HINT": "LATENCY"})
         parts[name] = lambda *arrays, compiled=compiled: _named(compiled, arrays)
         found = [detections_of(f32(p[None], parts), p.shape[:2]) for p in pictures]
-        report["quantized"][name] = {"agreement": round(float(metric(reference, found)), 4),
-                                     "seconds": round(time.perf_counter() - start, 1)}
+        report["quantized"][name] = {
+            "agreement": round(float(metric(reference, found)), 4),
+            "seconds": round(time.perf_counter() - start, 1),
+        }
     return report
 
 
