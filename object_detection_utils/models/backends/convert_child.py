@@ -43,9 +43,11 @@ def gate_pictures(kind: str) -> list[np.ndarray]:
     return pictures
 
 
-def acceptance_pictures(source: Path, kind: str, calibration: Path | None) -> list[np.ndarray]:
+def acceptance_pictures(source: Path, kind: str, calibration: Path | None,
+                        count: int = ACCEPTANCE_PICTURES) -> list[np.ndarray]:
     """The pictures a reduced precision is judged (and int8 calibrated) on: every picture in `calibration` when
-    given; else the model's own `examples/` and generated shapes pictures (at an export's size), seed 7."""
+    given (up to MAX_CALIBRATION_PICTURES); else the model's own `examples/` and generated shapes pictures (at an
+    export's size, seed 7), `count` in all."""
     from ...io.images import IMAGE_SUFFIXES, read_image
     from ...shapes import random_shapes_picture
 
@@ -54,7 +56,7 @@ def acceptance_pictures(source: Path, kind: str, calibration: Path | None) -> li
         return [read_image(p) for p in files[:MAX_CALIBRATION_PICTURES]]
     folder = source / "examples" if source.is_dir() else None
     examples = sorted(folder.iterdir()) if folder is not None and folder.is_dir() else []
-    pictures = [read_image(p) for p in examples if p.suffix.lower() in IMAGE_SUFFIXES][:ACCEPTANCE_PICTURES]
+    pictures = [read_image(p) for p in examples if p.suffix.lower() in IMAGE_SUFFIXES][:count]
     if kind == "export":
         from ..export_options import TrainOptions
 
@@ -62,7 +64,7 @@ def acceptance_pictures(source: Path, kind: str, calibration: Path | None) -> li
     else:
         size = (480, 640)
     rng = np.random.default_rng(7)
-    return pictures + [random_shapes_picture(rng, size).image for _ in range(ACCEPTANCE_PICTURES - len(pictures))]
+    return pictures + [random_shapes_picture(rng, size).image for _ in range(count - len(pictures))]
 
 
 def convert_and_gate(source: Path, kind: str, precision: str, out: Path, calibration: Path | None = None) -> dict:
@@ -75,7 +77,8 @@ def convert_and_gate(source: Path, kind: str, precision: str, out: Path, calibra
 
     start = time.perf_counter()
     _fault_injection()
-    pictures = acceptance_pictures(source, kind, calibration)
+    pictures = acceptance_pictures(source, kind, calibration, TIMING_PICTURES if precision == "f32" else
+                                   ACCEPTANCE_PICTURES)
     reference = load_local_model(source, warm_up=False)
     quantization: dict = {}
     if kind == "export":
@@ -103,8 +106,7 @@ def convert_and_gate(source: Path, kind: str, precision: str, out: Path, calibra
         candidate = checked_candidate = WholeRunner(out, precision)
         part_errors = None
     seconds = time.perf_counter() - start
-    timed = pictures if precision != "f32" else pictures[:TIMING_PICTURES]
-    found, timing = side_by_side(reference.predict_batch, candidate, timed)
+    found, timing = side_by_side(reference.predict_batch, candidate, pictures)
     result: dict = {}
     if precision != "f32":
         verdict = judge(*found)

@@ -83,7 +83,7 @@ def race(source: Path, entries: list[Path], calibration: Path | None) -> dict:
         runners.append(runner_class(entry, key["precision"]))
     kind = json.loads((entries[0] / KEY_FILE).read_text(encoding="utf-8"))["kind"]
     engines = [load_local_model(source, warm_up=False).predict_batch, *runners]
-    pictures = acceptance_pictures(source, kind, calibration)[:RACE_PICTURES]
+    pictures = acceptance_pictures(source, kind, calibration, RACE_PICTURES)[:RACE_PICTURES]
     times: list[list[float]] = [[] for _ in engines]
     for turn, picture in enumerate(pictures):
         for offset in range(len(engines)):
