@@ -104,7 +104,7 @@ def run_variant(model_path: Path, backend: str, folder: Path, ap_dataset: Path |
         result["mask_ap"] = validation.scores["mask_AP"]
         result["box_ap"] = validation.scores["box_AP"]
         entries = ap_dataset.parent / f"entries_{os.getpid()}.json"
-        entries.write_text(json.dumps(validation.entries), encoding="utf-8")
+        entries.write_text(json.dumps(validation.predictions), encoding="utf-8")
         result["entries"] = str(entries)
     return result
 
