@@ -69,7 +69,8 @@ def picture_folder(kind: str, count: int, into: Path) -> Path:
     return folder
 
 
-def run_variant(model_path: Path, backend: str, folder: Path, ap_dataset: Path | None) -> dict:
+def run_variant(model_path: Path, backend: str, folder: Path, ap_dataset: Path | None,
+                calibration: Path | None = None) -> dict:
     sys.path.insert(0, str(REPO))
     from object_detection_utils import Segmenter, load_model, read_image
     from object_detection_utils.apps.batch import BatchOptions, Picture, PipelineOptions, run_batch
@@ -79,7 +80,7 @@ def run_variant(model_path: Path, backend: str, folder: Path, ap_dataset: Path |
     images = [read_image(path) for path in files]
     started = time.time()
     start = time.perf_counter()
-    model = load_model(model_path, backend=backend, warm_up=False)
+    model = load_model(model_path, backend=backend, warm_up=False, calibration=calibration)
     load = time.perf_counter() - start
     start = time.perf_counter()
     model.predict(images[0])
@@ -119,7 +120,8 @@ def agreement_with(baseline: dict, variant: dict, ap_dataset: Path) -> str:
     return "-" if mask_ap is None else f"{mask_ap:.4f}"
 
 
-def run_interleaved(variants: list[tuple[str, str]], folder: Path, rounds: int) -> list[dict]:
+def run_interleaved(variants: list[tuple[str, str]], folder: Path, rounds: int,
+                    calibration: Path | None = None) -> list[dict]:
     """Seconds per picture of every variant in one process, taking turns picture by picture (the order rotating),
     so that load from other processes falls on all of them alike. Conversions come from the cache."""
     sys.path.insert(0, str(REPO))
@@ -128,7 +130,7 @@ def run_interleaved(variants: list[tuple[str, str]], folder: Path, rounds: int) 
     images = [read_image(path) for path in sorted(folder.iterdir())]
     # The model call as the scripts make it (Segmenter.predict: the default --min-score 0.5 tells an engine that
     # can which detections need masks), without the mask pasting.
-    models = [Segmenter(load_model(path, backend=backend)) for path, backend in variants]
+    models = [Segmenter(load_model(path, backend=backend, calibration=calibration)) for path, backend in variants]
     times: list[list[float]] = [[] for _ in models]
     for turn in range(rounds * len(images)):
         image = images[turn % len(images)]
@@ -169,17 +171,21 @@ def main() -> int:
     parser.add_argument("--ap-max-shapes", type=int, default=4, help="shapes per held-out picture at most")
     parser.add_argument("--backends", help="comma-separated back ends (default: tensorflow, openvino and "
                         "openvino-bf16 where the CPU has bf16)")
+    parser.add_argument("--calibration", type=Path, help="pictures bf16 and int8 are judged on (default: the "
+                        "model's examples and generated ones; the stand-in's own pictures make its conversions quick)")
     parser.add_argument("--today-backends", help="comma-separated back ends for today's export (default: --backends)")
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.variant:
         arguments = json.loads(args.variant)
         if arguments[0] == "interleaved":
-            _, variants, folder, rounds = arguments
-            print(json.dumps(run_interleaved([tuple(v) for v in variants], Path(folder), rounds)))
+            _, variants, folder, rounds, *calibration = arguments
+            calibration = Path(calibration[0]) if calibration and calibration[0] else None
+            print(json.dumps(run_interleaved([tuple(v) for v in variants], Path(folder), rounds, calibration)))
         else:
-            model, backend, folder, ap = arguments
-            print(json.dumps(run_variant(Path(model), backend, Path(folder), Path(ap) if ap else None)))
+            model, backend, folder, ap, *calibration = arguments
+            calibration = Path(calibration[0]) if calibration and calibration[0] else None
+            print(json.dumps(run_variant(Path(model), backend, Path(folder), Path(ap) if ap else None, calibration)))
         return 0
 
     sys.path.insert(0, str(REPO))
@@ -189,6 +195,7 @@ def main() -> int:
                 else ["tensorflow", "openvino"] + (["openvino-bf16"] if cpu_has_bf16() else [])
                 + (["openvino-int8"] if cpu_has_int8() and nncf_installed() else []) + ["auto"])
     today_backends = args.today_backends.split(",") if args.today_backends else backends
+    calibration = None if args.calibration is None else str(args.calibration.resolve())
     print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; bf16: {cpu_has_bf16()}; "
           f"int8 (VNNI): {cpu_has_int8()}")
     with tempfile.TemporaryDirectory() as work:
@@ -215,7 +222,7 @@ def main() -> int:
             variants, baseline = [], None
             for number, (label, path) in enumerate(exports):
                 for backend in today_backends if number == 0 else backends:
-                    r = spawn([str(path), backend, str(folder), str(ap) if ap else None], work / "cache")
+                    r = spawn([str(path), backend, str(folder), str(ap) if ap else None, calibration], work / "cache")
                     if "error" in r:
                         print(f"| {label} | {backend} | failed: {r['error']} |")
                         continue
@@ -230,7 +237,8 @@ def main() -> int:
                           f"{r['pictures_per_s']:.2f} | {r['pictures_per_s'] / baseline['pictures_per_s']:.2f} | "
                           f"{r['peak_rss_mb']:.0f} | {mask_ap} | {box_ap} | {agreement} | {r.get('gate', '-')} |",
                           flush=True)
-            found = spawn(["interleaved", [v[1:] for v in variants], str(folder), args.rounds], work / "cache")
+            found = spawn(["interleaved", [v[1:] for v in variants], str(folder), args.rounds, calibration],
+                          work / "cache")
             if "error" in found:
                 print(f"interleaved run failed: {found['error']}")
                 continue
