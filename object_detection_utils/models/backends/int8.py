@@ -78,11 +78,13 @@ def quantize_export(
 ) -> dict:
     """Quantize the f32 IR of `entry`'s heavy parts to int8 in place (see the module docstring); returns what was
     done, for `gate.json`. `metric(reference, candidate)` scores a list of detections against the f32 ones
-    (default: the agreement mask AP; None counts as 0)."""
-    from .acceptance import agreement, detections_of
+    (default: the agreement mask AP; None counts as 0). With the default metric and too few f32 instances to
+    judge agreement by, nothing is quantized (int8 will be refused)."""
+    from .acceptance import MIN_INSTANCES, REFERENCE_MIN_SCORE, agreement, detections_of
 
     nncf = import_nncf()
     ov = import_openvino()
+    metric_is_default = metric is None
     metric = metric or (lambda reference, candidate: agreement(reference, candidate)[0] or 0.0)
     pictures = list(pictures)[:CALIBRATION_PICTURES]
     f32 = ExportRunner(entry, "f32")
@@ -98,6 +100,11 @@ def quantize_export(
 
     recorded = {name: recording(name, call) for name, call in parts.items()}
     reference = [detections_of(f32(p[None], recorded), p.shape[:2]) for p in pictures]
+    instances = sum(int((d.scores >= REFERENCE_MIN_SCORE).sum()) for d in reference)
+    if metric_is_default and instances < MIN_INSTANCES:
+        # Agreement cannot be judged (acceptance.judge will refuse int8): NNCF would chase the noise of a few
+        # instances layer by layer, for nothing.
+        return {"quantized": {}, "skipped": f"too few instances to control accuracy ({instances} < {MIN_INSTANCES})"}
     core = ov.Core()
     report: dict = {"quantized": {}}
     for name in HEAVY_PARTS:
