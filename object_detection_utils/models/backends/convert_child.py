@@ -79,7 +79,6 @@ def convert_and_gate(source: Path, kind: str, precision: str, out: Path, calibra
     _fault_injection()
     pictures = acceptance_pictures(source, kind, calibration, TIMING_PICTURES if precision == "f32" else
                                    ACCEPTANCE_PICTURES)
-    reference = load_local_model(source, warm_up=False)
     quantization: dict = {}
     if kind == "export":
         _, steps = convert_export(source, out)
@@ -106,6 +105,7 @@ def convert_and_gate(source: Path, kind: str, precision: str, out: Path, calibra
         candidate = checked_candidate = WholeRunner(out, precision)
         part_errors = None
     seconds = time.perf_counter() - start
+    reference = load_local_model(source, warm_up=False)
     found, timing = side_by_side(reference.predict_batch, candidate, pictures)
     result: dict = {}
     if precision != "f32":
