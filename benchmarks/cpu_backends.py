@@ -1,19 +1,24 @@
 #!/usr/bin/env python3
 """Today's path against the faster ones on a CPU, side by side in one run, each variant in its own process.
 
-    nice python benchmarks/cpu_backends.py --stand-in /tmp/random_r50_640 [--new-export /tmp/random_r50_640_cpu ...]
-        [--trained ../shared/models/shapes-r18-128] [--trained-new-export ...] [--pictures 6] [--ap 200]
-        [--ap-max-shapes 4] [--backends tensorflow,openvino,openvino-bf16]
+    flock /tmp/cpu.lock nice python benchmarks/cpu_backends.py --stand-in /tmp/random_r50_640
+        [--new-export /tmp/random_r50_640_cpu ...] [--trained ../shared/models/shapes-r18-128]
+        [--trained-new-export ...] [--pictures 6] [--ap 200] [--ap-max-shapes 4]
+        [--backends tensorflow,openvino,openvino-bf16,openvino-int8,auto]
 
 Variants, per model: TensorFlow on the export as it is (today's path), OpenVINO f32 on the same export (the
-back end alone), OpenVINO bf16 where the CPU has it, and — with --new-export, the same model exported with
+back end alone), OpenVINO bf16 where the CPU has it, int8 where it has VNNI and NNCF is installed, `auto` (the
+fastest accepted: it finds the others' conversions in the run's cache and says which), and — with
+--new-export, the same model exported with
 the CPU-friendly test-time options — that export on TensorFlow and on OpenVINO (several new exports, e.g. one per
 `mask_detections`, are labelled by their folder names). Each variant in its own process:
 the load (with the conversion and the parity gate when OpenVINO converts: the cache is fresh for each run of
 this benchmark, so that cost is shown once), the first call, the folder pipeline's pictures/s
 (object_detection_utils.apps.batch.run_batch, what instance_segmentation_images.py runs), the process's peak
 RSS, and with --ap N the mask AP on N held-out generated shapes pictures (seed 2, up to --ap-max-shapes shapes
-each: more than the 4 it was trained on makes crowded pictures) for the trained model. Then
+each: more than the 4 it was trained on makes crowded pictures) for the trained model, and the agreement of each
+variant's detections there with the first variant's (acceptance.entries_agreement: mask AP against today's
+f32 detections as ground truth). Then
 seconds per picture of all variants in one process, taking turns picture by picture, so that other processes
 on a shared machine slow them alike. Ratios are against the first variant of each model.
 """
@@ -64,7 +69,8 @@ def picture_folder(kind: str, count: int, into: Path) -> Path:
     return folder
 
 
-def run_variant(model_path: Path, backend: str, folder: Path, ap_dataset: Path | None) -> dict:
+def run_variant(model_path: Path, backend: str, folder: Path, ap_dataset: Path | None,
+                calibration: Path | None = None) -> dict:
     sys.path.insert(0, str(REPO))
     from object_detection_utils import Segmenter, load_model, read_image
     from object_detection_utils.apps.batch import BatchOptions, Picture, PipelineOptions, run_batch
@@ -74,7 +80,7 @@ def run_variant(model_path: Path, backend: str, folder: Path, ap_dataset: Path |
     images = [read_image(path) for path in files]
     started = time.time()
     start = time.perf_counter()
-    model = load_model(model_path, backend=backend, warm_up=False)
+    model = load_model(model_path, backend=backend, warm_up=False, calibration=calibration)
     load = time.perf_counter() - start
     start = time.perf_counter()
     model.predict(images[0])
@@ -85,27 +91,46 @@ def run_variant(model_path: Path, backend: str, folder: Path, ap_dataset: Path |
                            PipelineOptions(progress=False))
         throughput = report.done / report.seconds
     result = {"backend": model.backend, "load_s": load, "first_call_s": first, "pictures_per_s": throughput, "peak_rss_mb": peak_rss_mb()}
-    gates = [p for p in (cache_dir() / "openvino").glob("*/gate.json") if p.stat().st_mtime >= started]
-    if gates:
-        gate = json.loads(gates[0].read_text())
-        result.update(converted_now=True, conversion_s=gate.get("conversion_seconds"), gate=gate.get("reason"))
+    gates = [json.loads(p.read_text()) for p in (cache_dir() / "openvino").glob("*/gate.json")
+             if p.stat().st_mtime >= started]
+    if gates:  # auto may convert several precisions: their times add up
+        result.update(converted_now=True, conversion_s=round(sum(g.get("conversion_seconds", 0) for g in gates), 1),
+                      gate="; ".join(g.get("reason", "?") for g in gates))
     if ap_dataset is not None:
         from object_detection_utils.training.tfrecords import CocoDataset
         from object_detection_utils.training.validation import validate
 
         dataset = CocoDataset(ap_dataset / "annotations.json", ap_dataset / "images")
-        result["mask_ap"] = validate(model, dataset, progress=False).scores["mask_AP"]
+        validation = validate(model, dataset, progress=False)
+        result["mask_ap"] = validation.scores["mask_AP"]
+        result["box_ap"] = validation.scores["box_AP"]
+        entries = ap_dataset.parent / f"entries_{os.getpid()}.json"
+        entries.write_text(json.dumps(validation.predictions), encoding="utf-8")
+        result["entries"] = str(entries)
     return result
 
 
-def run_interleaved(variants: list[tuple[str, str]], folder: Path, rounds: int) -> list[dict]:
+def agreement_with(baseline: dict, variant: dict, ap_dataset: Path) -> str:
+    """The variant's agreement mask AP on the held-out pictures with the baseline's detections as ground truth."""
+    from object_detection_utils.models.backends.acceptance import entries_agreement
+
+    images = json.loads((ap_dataset / "annotations.json").read_text(encoding="utf-8"))["images"]
+    reference, candidate = (json.loads(Path(r["entries"]).read_text(encoding="utf-8")) for r in (baseline, variant))
+    mask_ap, _ = entries_agreement([{k: i[k] for k in ("id", "height", "width")} for i in images], reference, candidate)
+    return "-" if mask_ap is None else f"{mask_ap:.4f}"
+
+
+def run_interleaved(variants: list[tuple[str, str]], folder: Path, rounds: int,
+                    calibration: Path | None = None) -> list[dict]:
     """Seconds per picture of every variant in one process, taking turns picture by picture (the order rotating),
     so that load from other processes falls on all of them alike. Conversions come from the cache."""
     sys.path.insert(0, str(REPO))
-    from object_detection_utils import load_model, read_image
+    from object_detection_utils import Segmenter, load_model, read_image
 
     images = [read_image(path) for path in sorted(folder.iterdir())]
-    models = [load_model(path, backend=backend) for path, backend in variants]
+    # The model call as the scripts make it (Segmenter.predict: the default --min-score 0.5 tells an engine that
+    # can which detections need masks), without the mask pasting.
+    models = [Segmenter(load_model(path, backend=backend, calibration=calibration)) for path, backend in variants]
     times: list[list[float]] = [[] for _ in models]
     for turn in range(rounds * len(images)):
         image = images[turn % len(images)]
@@ -114,7 +139,7 @@ def run_interleaved(variants: list[tuple[str, str]], folder: Path, rounds: int) 
             start = time.perf_counter()
             models[index].predict(image)
             times[index].append(time.perf_counter() - start)
-    return [{"backend": m.backend, "median_s": statistics.median(t), "min_s": min(t),
+    return [{"backend": m.model.backend, "median_s": statistics.median(t), "min_s": min(t),
              "ratios": [a / b for a, b in zip(times[0], t)]} for m, t in zip(models, times)]
 
 
@@ -146,24 +171,33 @@ def main() -> int:
     parser.add_argument("--ap-max-shapes", type=int, default=4, help="shapes per held-out picture at most")
     parser.add_argument("--backends", help="comma-separated back ends (default: tensorflow, openvino and "
                         "openvino-bf16 where the CPU has bf16)")
+    parser.add_argument("--calibration", type=Path, help="pictures bf16 and int8 are judged on (default: the "
+                        "model's examples and generated ones; the stand-in's own pictures make its conversions quick)")
+    parser.add_argument("--today-backends", help="comma-separated back ends for today's export (default: --backends)")
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.variant:
         arguments = json.loads(args.variant)
         if arguments[0] == "interleaved":
-            _, variants, folder, rounds = arguments
-            print(json.dumps(run_interleaved([tuple(v) for v in variants], Path(folder), rounds)))
+            _, variants, folder, rounds, *calibration = arguments
+            calibration = Path(calibration[0]) if calibration and calibration[0] else None
+            print(json.dumps(run_interleaved([tuple(v) for v in variants], Path(folder), rounds, calibration)))
         else:
-            model, backend, folder, ap = arguments
-            print(json.dumps(run_variant(Path(model), backend, Path(folder), Path(ap) if ap else None)))
+            model, backend, folder, ap, *calibration = arguments
+            calibration = Path(calibration[0]) if calibration and calibration[0] else None
+            print(json.dumps(run_variant(Path(model), backend, Path(folder), Path(ap) if ap else None, calibration)))
         return 0
 
     sys.path.insert(0, str(REPO))
-    from object_detection_utils.models.backends import cpu_has_bf16
+    from object_detection_utils.models.backends import cpu_has_bf16, cpu_has_int8, nncf_installed
 
     backends = (args.backends.split(",") if args.backends
-                else ["tensorflow", "openvino"] + (["openvino-bf16"] if cpu_has_bf16() else []))
-    print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; bf16: {cpu_has_bf16()}")
+                else ["tensorflow", "openvino"] + (["openvino-bf16"] if cpu_has_bf16() else [])
+                + (["openvino-int8"] if cpu_has_int8() and nncf_installed() else []) + ["auto"])
+    today_backends = args.today_backends.split(",") if args.today_backends else backends
+    calibration = None if args.calibration is None else str(args.calibration.resolve())
+    print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; bf16: {cpu_has_bf16()}; "
+          f"int8 (VNNI): {cpu_has_int8()}")
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
         groups = []
@@ -183,12 +217,12 @@ def main() -> int:
             print(f"\n{title} ({len(list(folder.iterdir()))} pictures from {folder.name}); each variant in its own "
                   "process:")
             print("| export | back end | first call s | load s (conversion s) | folder pictures/s | × | peak RSS MB "
-                  "| mask AP | gate |")
-            print("|---|---|---|---|---|---|---|---|---|")
+                  "| mask AP | box AP | agreement with f32 | gate |")
+            print("|---|---|---|---|---|---|---|---|---|---|---|")
             variants, baseline = [], None
-            for label, path in exports:
-                for backend in backends:
-                    r = spawn([str(path), backend, str(folder), str(ap) if ap else None], work / "cache")
+            for number, (label, path) in enumerate(exports):
+                for backend in today_backends if number == 0 else backends:
+                    r = spawn([str(path), backend, str(folder), str(ap) if ap else None, calibration], work / "cache")
                     if "error" in r:
                         print(f"| {label} | {backend} | failed: {r['error']} |")
                         continue
@@ -196,10 +230,15 @@ def main() -> int:
                     baseline = baseline or r
                     conversion = f" ({r['conversion_s']})" if r.get("converted_now") else ""
                     mask_ap = f"{r['mask_ap']:.4f}" if "mask_ap" in r else "-"
-                    print(f"| {label} | {r['backend']} | {r['first_call_s']:.2f} | {r['load_s']:.1f}{conversion} | "
+                    box_ap = f"{r['box_ap']:.4f}" if "box_ap" in r else "-"
+                    agreement = agreement_with(baseline, r, ap) if "entries" in r else "-"
+                    name = f"{backend} → {r['backend']}" if backend == "auto" else r["backend"]
+                    print(f"| {label} | {name} | {r['first_call_s']:.2f} | {r['load_s']:.1f}{conversion} | "
                           f"{r['pictures_per_s']:.2f} | {r['pictures_per_s'] / baseline['pictures_per_s']:.2f} | "
-                          f"{r['peak_rss_mb']:.0f} | {mask_ap} | {r.get('gate', '-')} |", flush=True)
-            found = spawn(["interleaved", [v[1:] for v in variants], str(folder), args.rounds], work / "cache")
+                          f"{r['peak_rss_mb']:.0f} | {mask_ap} | {box_ap} | {agreement} | {r.get('gate', '-')} |",
+                          flush=True)
+            found = spawn(["interleaved", [v[1:] for v in variants], str(folder), args.rounds, calibration],
+                          work / "cache")
             if "error" in found:
                 print(f"interleaved run failed: {found['error']}")
                 continue

@@ -29,6 +29,21 @@ RawOutputs = dict[str, np.ndarray]
 MaskPaster = Callable[[np.ndarray, np.ndarray, int, int, float], "np.ndarray | BoxMasks"]
 
 
+@dataclass(frozen=True)
+class KeptInstances:
+    """Which detections a reader keeps (a `Segmenter`'s filters): an engine may compute masks for these only."""
+
+    min_score: float
+    class_ids: tuple[int, ...] | None = None  # None keeps every class
+
+    def keeps(self, scores: np.ndarray, classes: np.ndarray) -> np.ndarray:
+        """Bool per detection: its score is at least `min_score` and its (integer) class is kept."""
+        keep = np.asarray(scores, np.float32) >= np.float32(self.min_score)
+        if self.class_ids is not None:
+            keep &= np.isin(classes, np.asarray(self.class_ids, np.int64))
+        return keep
+
+
 @dataclass
 class LoadedModel:
     """A loaded model: RGB uint8 pictures in, the zoo's raw output arrays out.
@@ -47,20 +62,27 @@ class LoadedModel:
     _run: Callable[[np.ndarray], RawOutputs] = field(repr=False)
     backend: str = "tensorflow"  # the engine that runs it: "tensorflow", "openvino f32" or "openvino bf16"
     batched: bool = False  # one engine call takes several pictures (else `predict_batch` runs them one by one)
+    masks_where_kept: bool = False  # `_run(images, kept=...)` computes masks for the kept detections only
     paste_masks: MaskPaster = field(default=reframe_box_masks_compact, repr=False)
     load_seconds: float = 0.0
     warmup_seconds: float = 0.0
 
-    def predict_batch(self, images: np.ndarray) -> RawOutputs:
-        """Run a (B, H, W, 3) uint8 batch of same-size RGB pictures; returns numpy outputs with a batch axis."""
+    def predict_batch(self, images: np.ndarray, kept: KeptInstances | None = None) -> RawOutputs:
+        """Run a (B, H, W, 3) uint8 batch of same-size RGB pictures; returns numpy outputs with a batch axis.
+
+        With `kept`, an engine that can (`masks_where_kept`) runs the mask head only on the detections `kept`
+        keeps; the others' masks are left empty (all zeros). Everything else is the same.
+        """
         images = np.asarray(images)
         if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
             raise ValueError(f"expected a (B, H, W, 3) uint8 RGB batch, got {images.shape} {images.dtype}")
+        if kept is not None and self.masks_where_kept:
+            return self._run(images, kept=kept)
         return self._run(images)
 
-    def predict(self, image: np.ndarray) -> RawOutputs:
-        """Run one (H, W, 3) uint8 RGB picture; outputs keep a batch axis of 1."""
-        return self.predict_batch(np.asarray(image)[None])
+    def predict(self, image: np.ndarray, kept: KeptInstances | None = None) -> RawOutputs:
+        """Run one (H, W, 3) uint8 RGB picture; outputs keep a batch axis of 1 (`kept`: see `predict_batch`)."""
+        return self.predict_batch(np.asarray(image)[None], kept)
 
     def warm_up(self, size: tuple[int, int] = (320, 320)) -> float:
         """One call on a blank picture, so the first real picture does not pay for the engine's start-up."""
@@ -90,6 +112,7 @@ class ModelDescription:
 class EngineRun:
     """Another engine's runner for a described model (models/backends), in place of TensorFlow's."""
 
-    run: Callable[[np.ndarray], RawOutputs]
+    run: Callable[..., RawOutputs]
     has_masks: bool
     backend: str  # e.g. "openvino f32"
+    masks_where_kept: bool = False  # `run(images, kept=KeptInstances)` is understood

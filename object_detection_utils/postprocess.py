@@ -11,7 +11,7 @@ import numpy as np
 from .detections import Detections
 from .label_map import LabelMap
 from .masks import reframe_box_masks_compact
-from .model_contract import MASK_OUTPUT, MaskPaster, RawOutputs
+from .model_contract import MASK_OUTPUT, KeptInstances, MaskPaster, RawOutputs
 
 DEFAULT_MIN_SCORE = 0.5
 DEFAULT_MASK_THRESHOLD = 0.5
@@ -37,10 +37,8 @@ def detections_from_outputs(
     count = int(outputs["num_detections"][index])
     scores = outputs["detection_scores"][index, :count].astype(np.float32)
     classes = np.rint(outputs["detection_classes"][index, :count]).astype(np.int32)
-    keep = scores >= min_score
-    if class_ids is not None:
-        keep &= np.isin(classes, np.fromiter(class_ids, dtype=np.int64))
-    keep_idx = np.flatnonzero(keep)
+    kept = KeptInstances(min_score, None if class_ids is None else tuple(int(c) for c in class_ids))
+    keep_idx = np.flatnonzero(kept.keeps(scores, classes))
     boxes_normalised = np.clip(outputs["detection_boxes"][index, keep_idx].astype(np.float32), 0.0, 1.0)
     boxes = boxes_normalised[:, [1, 0, 3, 2]] * np.array([width, height, width, height], np.float32)
     masks = None

@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from .detections import Detections
 from .label_map import LabelMap
-from .model_contract import LoadedModel, ModelDescription, RawOutputs
+from .model_contract import KeptInstances, LoadedModel, ModelDescription, RawOutputs
 from .models.dispatch import describe_model
 from .models.input_size import model_input_size
 from .models.zoo import DEFAULT_MODEL, find_model, load_model
@@ -109,6 +109,11 @@ class Segmenter:
     @property
     def name(self) -> str:
         return self.model.name
+
+    @property
+    def kept(self) -> KeptInstances:
+        """This segmenter's filters, for an engine that computes masks for the kept instances only."""
+        return KeptInstances(self.min_score, self.class_ids)
 
     @property
     def label_map(self) -> LabelMap:
@@ -192,7 +197,7 @@ class Segmenter:
         )
 
     def _run_model(self, image: np.ndarray) -> RawOutputs | TiledOutputs:
-        return self.model.predict(image) if self.tiles is None else self._run_tiles(image)
+        return self.model.predict(image, self.kept) if self.tiles is None else self._run_tiles(image)
 
     def _run_tiles(self, image: np.ndarray) -> TiledOutputs:
         """The model on every tile (a batch of tiles per call where it takes batches) and, with a full pass, on the
@@ -213,12 +218,12 @@ class Segmenter:
         with ThreadPoolExecutor(1, thread_name_prefix="tile-postprocess") as pool, bar:
             for group in groups:
                 if group == [whole]:
-                    group_runs = [(group, self.model.predict(full_pass_picture(image)))]
+                    group_runs = [(group, self.model.predict(full_pass_picture(image), self.kept))]
                 elif len({(w.height, w.width) for w in group}) > 1:  # tiles cut by a small picture go one by one
-                    group_runs = [([w], self.model.predict(image[w.y0 : w.y1, w.x0 : w.x1])) for w in group]
+                    group_runs = [([w], self.model.predict(image[w.y0 : w.y1, w.x0 : w.x1], self.kept)) for w in group]
                 else:
                     crops = np.stack([image[w.y0 : w.y1, w.x0 : w.x1] for w in group])
-                    group_runs = [(group, self.model.predict_batch(crops))]
+                    group_runs = [(group, self.model.predict_batch(crops, self.kept))]
                 for members, outputs in group_runs:
                     for k, window in enumerate(members):
                         futures.append((window, pool.submit(self.postprocess, outputs, (window.height, window.width), k)))
@@ -252,6 +257,7 @@ class SegmenterSpec:
     backend: str = "tensorflow"
     matterport_config: Any = None
     tiles: TileOptions | None = None
+    calibration: str | Path | None = None  # pictures to judge (and calibrate) bf16 and int8 on
 
     def __post_init__(self) -> None:
         if self.classes is not None and not isinstance(self.classes, tuple):
@@ -267,13 +273,14 @@ class SegmenterSpec:
         if getattr(args, "tile", None) is not None:
             tiles = TileOptions(parse_tile_size(args.tile), args.tile_overlap, full_pass=not args.no_full_pass)
         return cls(args.model if model is None else model, args.models_dir, args.label_map, classes,
-                   args.min_score, args.mask_threshold, args.backend, args.matterport_config, tiles)
+                   args.min_score, args.mask_threshold, args.backend, args.matterport_config, tiles,
+                   getattr(args, "calibration", None))
 
     def load(self, bgr: bool = False) -> Segmenter:
         """The model loaded on the chosen back end, with the filters; unknown classes raise `LabelMapError` here,
         before any picture is read."""
         model = load_model(self.model, self.models_dir, label_map=self.label_map, backend=self.backend,
-                           matterport_config=self.matterport_config)
+                           matterport_config=self.matterport_config, calibration=self.calibration)
         return Segmenter(model, self.classes, self.min_score, self.mask_threshold, bgr, self.tiles)
 
     def describe(self) -> Segmenter:

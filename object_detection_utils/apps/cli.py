@@ -19,7 +19,7 @@ from ..tiling import DEFAULT_OVERLAP, MAX_OVERLAP
 
 def add_model_arguments(parser: argparse.ArgumentParser, several_models: bool = False) -> None:
     """--model, --models-dir, --list-models, --label-map, --classes, --min-score, --mask-threshold, --backend,
-    --matterport-config: a `SegmenterSpec` (`SegmenterSpec.from_args` reads them back), with its defaults.
+    --calibration, --matterport-config: a `SegmenterSpec` (`SegmenterSpec.from_args` reads them back), with its defaults.
 
     With `several_models`, --model may be repeated and `args.model` is a list (None when not given).
     """
@@ -45,9 +45,13 @@ def add_model_arguments(parser: argparse.ArgumentParser, several_models: bool = 
     group.add_argument("--mask-threshold", type=float, default=SegmenterSpec.mask_threshold,
                        help="mask pixels above this are set (default: %(default)s)")
     group.add_argument("--backend", choices=BACKENDS, default=SegmenterSpec.backend,
-                       help="the engine: OpenVINO runs a model only where it converts and finds the same "
-                            "instances as TensorFlow, else TensorFlow runs it after one line; auto uses OpenVINO "
-                            "when installed (default: %(default)s; see docs/PERFORMANCE.md)")
+                       help="the engine: OpenVINO runs a model only where it converts and is accepted (f32: the "
+                            "same instances as TensorFlow; bf16, int8: the same accuracy), else TensorFlow runs it "
+                            "after one line; auto picks the fastest accepted on this CPU (default: %(default)s; "
+                            "see docs/PERFORMANCE.md)")
+    group.add_argument("--calibration", type=Path, default=None, metavar="DIR",
+                       help="pictures like yours that bf16 and int8 are judged on (int8 also calibrated), in "
+                            "place of generated ones (default: the model's examples and generated pictures)")
     group.add_argument("--matterport-config", default=None, metavar="NAME|FILE",
                        help="a matterport .h5 model's config: a preset (coco, balloon, nucleus), a .json file or "
                             "the training script's .py (read, not run); default: inferred from the weights "

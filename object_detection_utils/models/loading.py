@@ -46,6 +46,7 @@ def load_local_model(
     """
     described = describe_model(path, label_map, matterport_config, name)
     start = time.perf_counter()
+    masks_where_kept = False
     if described.kind == "matterport_h5":
         if engine is not None:
             log.warning("back end: only TensorFlow runs matterport .h5 models; %s runs on TensorFlow", described.name)
@@ -55,6 +56,7 @@ def load_local_model(
         other = engine(described) if engine is not None else None
         if other is not None:
             run, has_masks, backend, batched = other.run, other.has_masks, other.backend, False
+            masks_where_kept = other.masks_where_kept
         elif described.kind == "frozen_graph":
             (run, has_masks), backend, batched = _load_frozen_graph(described.target), "tensorflow", True
         else:
@@ -68,6 +70,7 @@ def load_local_model(
         _run=run,
         backend=backend,
         batched=batched,
+        masks_where_kept=masks_where_kept,
         paste_masks=described.paste_masks,
         load_seconds=time.perf_counter() - start,
     )

@@ -76,19 +76,24 @@ def load_model(
     warm_up: bool = True,
     backend: str = "tensorflow",
     matterport_config: Any = None,
+    calibration: str | Path | None = None,
 ) -> LoadedModel:
     """Load a model by zoo name (downloaded once into the models folder) or by path (folder, `.pb`, `.tar.gz`,
     or a matterport `.h5` with its `matterport_config`: preset name, file, mapping or None to infer it).
 
     `backend` picks the engine (models/backends): "tensorflow", "openvino", "openvino-bf16" or "auto"; a model
-    OpenVINO cannot run, or runs differently, runs on TensorFlow after one logged line.
+    OpenVINO cannot run, or runs differently, runs on TensorFlow after one logged line. `calibration` is a
+    folder of pictures that bf16 and int8 are judged (int8 also calibrated) on, in place of generated ones.
 
     A zoo model whose copy in the models folder no longer loads (a truncated archive or graph, a missing
     variables shard) is moved aside, so the next connected run downloads it again instead of failing the same
     way; a model given by path is the user's and is left alone.
     """
     check_backend(backend)  # before loading: a refused back end must not pass for a damaged model below
-    engine = None if backend == "tensorflow" else functools.partial(accelerate, backend=backend)
+    if calibration is not None and not Path(calibration).is_dir():
+        raise ModelLoadError(f"--calibration {calibration}: not a folder of pictures")
+    engine = None if backend == "tensorflow" else functools.partial(
+        accelerate, backend=backend, calibration=None if calibration is None else Path(calibration))
     path = find_model(spec, models_dir)
     try:
         return load_local_model(path, label_map=label_map, warm_up=warm_up, engine=engine,

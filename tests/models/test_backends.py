@@ -27,6 +27,7 @@ from object_detection_utils.models.backends import conversion, gate
 from object_detection_utils.models.backends.convert_child import FAULT_ENV
 from object_detection_utils.models.cache import cache_dir
 from object_detection_utils.models.zoo import DEFAULT_MODEL, load_model
+from object_detection_utils.shapes import random_shapes_picture
 
 needs_openvino = pytest.mark.skipif(importlib.util.find_spec("openvino") is None,
                                     reason="OpenVINO is not installed (pip install -e '.[openvino]')")
@@ -55,9 +56,9 @@ def child_runs(monkeypatch) -> list[Path]:
     runs: list[Path] = []
     original = conversion._run_child
 
-    def counted(source, kind, precision, staging):
+    def counted(source, kind, precision, staging, calibration=None):
         runs.append(staging)
-        return original(source, kind, precision, staging)
+        return original(source, kind, precision, staging, calibration)
 
     monkeypatch.setattr(conversion, "_run_child", counted)
     return runs
@@ -112,11 +113,11 @@ def test_engine_crash_while_converting_falls_back_with_one_line(tiny_frozen_dir,
 
 def test_conversion_is_cached_by_model_digest(tmp_path, fake_engine, child_runs):
     folder = tiny_model.build_frozen_graph(tmp_path / "model")
-    load_model(folder, backend="auto")
-    load_model(folder, backend="auto")
+    load_model(folder, backend="openvino")
+    load_model(folder, backend="openvino")
     assert len(child_runs) == 1  # the second load found the (failed) conversion in the cache
     tiny_model.build_frozen_graph(folder, with_masks=False)  # same path, other content
-    load_model(folder, backend="auto")
+    load_model(folder, backend="openvino")
     assert len(child_runs) == 2
     assert len(list((cache_dir() / "openvino").iterdir())) == 2
 
@@ -147,6 +148,10 @@ def test_cache_key_names_engine_precision_and_input_size_policy(tiny_frozen_dir)
     assert key == {"model": conversion.model_digest(files), "engine": "openvino 2026.4.1", "precision": "f32",
                    "input_size": "any (dynamic)", "kind": "whole"}
     assert conversion.conversion_key(files, "export", "bf16", "2026.4.1")["input_size"] == "export's fixed square"
+    # reduced precisions are judged on pictures: the user's folder is part of the key
+    assert conversion.conversion_key(files, "export", "int8", "2026.4.1")["pictures"] == "model's examples and generated"
+    assert (conversion.conversion_key(files, "whole", "bf16", "2026.4.1", calibration=tiny_frozen_dir)["pictures"]
+            == conversion.model_digest([tiny_frozen_dir]))
 
 
 def test_backend_option_on_the_scripts(tiny_frozen_dir):
@@ -324,3 +329,155 @@ def test_gate_fails_a_deliberately_perturbed_converted_part(converted_shapes):
     perturbed = gate.run_gate(reference, lambda images: runner(images, {**exact, "mask_head": shifted_masks}),
                               pictures, tolerance)
     assert not perturbed.passed and "mask IoU" in perturbed.reason
+
+
+def _perturbed(entry: Path, part: str, spread: float):
+    """`entry`'s converted `part` compiled with every weight tensor moved by Gaussian noise of `spread` times the
+    tensor's own standard deviation (a deliberately damaged conversion)."""
+    from object_detection_utils.models.backends.openvino_engine import compile_config, import_openvino, named_outputs
+
+    ov = import_openvino()
+    model = ov.Core().read_model(str(entry / f"{part}.xml"))
+    rng = np.random.default_rng(0)
+    for op in model.get_ordered_ops():
+        if op.get_type_name() == "Constant" and op.get_element_type() == ov.Type.f32 and op.get_output_size() == 1:
+            weights = op.get_data()
+            if weights.size >= 64:  # weights, not shapes or scalars
+                noisy = ov.op.Constant((weights + rng.normal(0, spread * weights.std(), weights.shape)).astype(np.float32))
+                for target in list(op.output(0).get_target_inputs()):
+                    target.replace_source_output(noisy.output(0))
+    compiled = ov.Core().compile_model(model, "CPU", compile_config("f32"))
+    return lambda *inputs: named_outputs(compiled, *inputs)
+
+
+@needs_openvino
+@needs_model_garden
+@needs_shapes_model
+def test_acceptance_accepts_bf16_on_the_trained_model_and_refuses_perturbed_weights(converted_shapes):
+    from object_detection_utils.models.backends.acceptance import MIN_AGREEMENT, detections_of, judge
+    from object_detection_utils.models.backends.convert_child import acceptance_pictures, side_by_side
+    from object_detection_utils.models.backends.openvino_engine import ExportRunner
+
+    _, _, entry = converted_shapes
+    pictures = acceptance_pictures(SHAPES_MODEL, "export", None)
+    assert len(pictures) == 40 and pictures[0].shape == (128, 128, 3)  # the model's 3 examples, 37 generated
+    pictures = pictures[:20]  # half of them, for the test's time: enough instances to judge
+    reference = load_model(SHAPES_MODEL, warm_up=False).predict_batch
+    (truth, found), _ = side_by_side(reference, ExportRunner(entry, "bf16"), pictures)
+    verdict = judge(truth, found)
+    assert verdict.passed and verdict.reference_instances >= 50 and verdict.agreement_mask_ap >= MIN_AGREEMENT
+    f32 = ExportRunner(entry, "f32")
+    damaged = {**f32.part_callables(), "dense": _perturbed(entry, "dense", 0.3)}
+    found = [detections_of(f32(picture[None], damaged), picture.shape[:2]) for picture in pictures]
+    refused = judge(truth, found)
+    assert not refused.passed and refused.agreement_mask_ap < 0.9
+    assert refused.reason == (f"agreement mask AP {refused.agreement_mask_ap:.4f} < 0.97 with f32 on 20 pictures "
+                              f"({verdict.reference_instances} instances)")
+
+
+@needs_openvino
+@needs_model_garden
+@needs_shapes_model
+def test_masks_only_where_kept_leave_the_kept_instances_identical(converted_shapes, monkeypatch):
+    from object_detection_utils import Segmenter
+    from object_detection_utils.model_contract import KeptInstances
+    from object_detection_utils.models.backends.openvino_engine import ExportRunner
+
+    model, _, entry = converted_shapes
+    assert model.masks_where_kept
+    runner = ExportRunner(entry, "f32")
+    parts = runner.part_callables()
+    rows: list[int] = []
+
+    def counted_mask_head(crops, classes):
+        rows.append(len(crops))
+        return parts["mask_head"](crops, classes)
+
+    kept = KeptInstances(0.5, (1, 2))
+    rng = np.random.default_rng(3)
+    pictures = [random_shapes_picture(rng, (128, 128)).image for _ in range(6)]
+    masked = {"all": 0, "kept": 0}
+    for picture in pictures:
+        everything = runner(picture[None], {**parts, "mask_head": counted_mask_head})
+        masked["all"], rows[:] = masked["all"] + sum(rows), []
+        only_kept = runner(picture[None], {**parts, "mask_head": counted_mask_head}, kept=kept)
+        masked["kept"], rows[:] = masked["kept"] + sum(rows), []
+        count = int(everything["num_detections"][0])
+        keep = kept.keeps(everything["detection_scores"][0, :count], everything["detection_classes"][0, :count])
+        for name, value in everything.items():
+            if name != "detection_masks":
+                np.testing.assert_array_equal(only_kept[name], value)
+        masks, masks_kept = everything["detection_masks"][0, :count], only_kept["detection_masks"][0, :count]
+        np.testing.assert_array_equal(masks_kept[keep], masks[keep])  # identical, bit for bit
+        assert not masks_kept[~keep].any()
+    # the mask head ran on the kept detections only
+    assert masked == {"all": 31, "kept": 16}
+    segmenter = Segmenter(model, classes=[1, 2], min_score=0.5)
+    picture = pictures[1]
+    found, all_classes = segmenter.segment(picture), Segmenter(model, min_score=0.5).segment(picture)
+    assert found.same_as(all_classes.filter(class_ids=[1, 2]))
+
+
+@needs_openvino
+@needs_model_garden
+def test_int8_quantizes_every_heavy_part_under_accuracy_control(tiny_training_run, tmp_path):
+    pytest.importorskip("nncf", reason="NNCF is not installed (pip install -e '.[openvino]')")
+    from object_detection_utils.models.backends import acceptance
+    from object_detection_utils.models.backends.int8 import quantize_export
+    from object_detection_utils.models.backends.openvino_engine import (
+        HEAVY_PARTS,
+        ExportRunner,
+        convert_export,
+        import_openvino,
+    )
+
+    entry = tmp_path / "int8"
+    entry.mkdir()
+    convert_export(tiny_training_run["export"], entry)
+    f32 = ExportRunner(entry, "f32")
+    rng = np.random.default_rng(5)
+    pictures = [random_shapes_picture(rng, (64, 64)).image for _ in range(3)]
+    expected = [f32(picture[None]) for picture in pictures]
+    # the agreement metric itself: two steps trained find nothing, so there is nothing to judge int8 by
+    assert quantize_export(entry, pictures) == {"quantized": {}, "skipped": "too few instances to control "
+                                                "accuracy (0 < 20)"}
+    scored: list[tuple[int, int]] = []
+
+    def agreement(reference, candidate):  # the default metric, counted, and given: accuracy control runs
+        scored.append((len(reference), len(candidate)))
+        return acceptance.agreement(reference, candidate)[0] or 0.0
+
+    report = quantize_export(entry, pictures, agreement)
+    # two steps trained: no instance at all, so agreement is undefined (0) on both sides and nothing is reverted
+    assert report == {"quantized": {part: {"agreement": 0.0, "seconds": report["quantized"][part]["seconds"]}
+                                    for part in HEAVY_PARTS}}
+    assert (3, 3) in scored and len(scored) >= 2 * len(HEAVY_PARTS)  # NNCF validated f32 and int8 of each part
+    ov = import_openvino()
+    for part in HEAVY_PARTS:
+        kinds = {op.get_type_name() for op in ov.Core().read_model(str(entry / f"{part}.xml")).get_ops()}
+        assert "FakeQuantize" in kinds, part
+    int8 = ExportRunner(entry, "int8")
+    for picture, outputs in zip(pictures, expected):
+        found = int8(picture[None])
+        assert {name: value.shape for name, value in found.items()} == {n: v.shape for n, v in outputs.items()}
+        np.testing.assert_allclose(found["detection_scores"], outputs["detection_scores"], atol=0.05)
+
+
+@needs_openvino
+def test_nncf_telemetry_is_off(tmp_path):
+    pytest.importorskip("nncf", reason="NNCF is not installed (pip install -e '.[openvino]')")
+    code = """
+import sys, json
+from object_detection_utils.models.backends.int8 import import_nncf, nncf_telemetry_is_off
+import_nncf()
+print(json.dumps({"off": nncf_telemetry_is_off(), "pytest": "pytest" in sys.modules}))
+"""
+    # Outside pytest, as a user runs it: NNCF turns its telemetry off by itself when pytest is imported
+    environment = {**os.environ, "HOME": str(tmp_path), "CI": "false"}
+    environment.pop("NNCF_CI", None)
+    environment.pop("NNCF_DEV", None)
+    result = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, env=environment,
+                            cwd=Path(__file__).resolve().parents[2], timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"off": True, "pytest": False}
+    assert not (tmp_path / "intel").exists()  # no consent file, no client id

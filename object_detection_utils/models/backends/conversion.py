@@ -1,8 +1,9 @@
 """Converted models in the cache: converted and gated once, in a child process, then reused.
 
 An entry lives in `<cache>/openvino/<key digest>/` and is keyed by the model's content digest, the engine's
-version, the precision and the input-size policy, so a changed model, a new OpenVINO or another precision
-converts again. A failed or crashed conversion is cached too (its `gate.json` says why), so a model that
+version, the precision and the input-size policy (and for bf16 and int8, which are judged and calibrated on
+pictures, those pictures: a `--calibration` folder's digest), so a changed model, a new OpenVINO, another
+precision or other pictures convert again. A failed or crashed conversion is cached too (its `gate.json` says why), so a model that
 cannot be converted costs one attempt, not one per run; delete the entry to try again.
 """
 
@@ -61,15 +62,21 @@ def model_digest(paths: list[Path]) -> str:
     return digest.hexdigest()
 
 
-def conversion_key(model_files: list[Path], kind: str, precision: str, version: str) -> dict[str, str]:
+def conversion_key(model_files: list[Path], kind: str, precision: str, version: str,
+                   calibration: Path | None = None) -> dict[str, str]:
     # Our exports resize every picture to the export's fixed square; whole zoo graphs keep any picture size.
-    return {"model": model_digest(model_files), "engine": f"openvino {version}", "precision": precision,
-            "input_size": "export's fixed square" if kind == "export" else "any (dynamic)", "kind": kind}
+    key = {"model": model_digest(model_files), "engine": f"openvino {version}", "precision": precision,
+           "input_size": "export's fixed square" if kind == "export" else "any (dynamic)", "kind": kind}
+    if precision != "f32":  # judged by accuracy (int8 also calibrated) on these pictures
+        key["pictures"] = "model's examples and generated" if calibration is None else model_digest([calibration])
+    return key
 
 
-def convert(source: Path, kind: str, model_files: list[Path], precision: str, version: str) -> Conversion:
-    """The cached conversion of `source` (converting and gating it in a child process the first time)."""
-    key = conversion_key(model_files, kind, precision, version)
+def convert(source: Path, kind: str, model_files: list[Path], precision: str, version: str,
+            calibration: Path | None = None) -> Conversion:
+    """The cached conversion of `source` (converting and gating it in a child process the first time);
+    `calibration` is a folder of the user's pictures to judge (and calibrate) a reduced precision on."""
+    key = conversion_key(model_files, kind, precision, version, calibration)
     name = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
     entry = cache_dir() / "openvino" / name
     gate_file = entry / GATE_FILE
@@ -80,14 +87,14 @@ def convert(source: Path, kind: str, model_files: list[Path], precision: str, ve
             return Conversion(entry, kind, precision, json.loads(gate_file.read_text(encoding="utf-8")), False)
         with atomic_directory(entry) as staging:
             (staging / KEY_FILE).write_text(json.dumps(key, indent=2), encoding="utf-8")
-            _run_child(source, kind, precision, staging)
+            _run_child(source, kind, precision, staging, calibration)
     return Conversion(entry, kind, precision, json.loads(gate_file.read_text(encoding="utf-8")), True)
 
 
-def _run_child(source: Path, kind: str, precision: str, staging: Path) -> None:
+def _run_child(source: Path, kind: str, precision: str, staging: Path, calibration: Path | None = None) -> None:
     """Convert and gate in a child process; a crash or a hang there becomes a failed `gate.json`."""
     command = [sys.executable, "-m", "object_detection_utils.models.backends.convert_child", str(source.resolve()),
-               kind, precision, str(staging.resolve())]
+               kind, precision, str(staging.resolve())] + ([] if calibration is None else [str(calibration.resolve())])
     log_file = staging / "conversion.log"
     with log_file.open("wb") as log:
         try:

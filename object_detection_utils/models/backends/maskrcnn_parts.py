@@ -8,7 +8,8 @@ the SavedModel's weights can be run step by step:
     propose      RPN outputs -> proposals (top-k and NMS per level), ROI align of the box head's crops
     box_head     crops -> class logits, box deltas
     detect       detection generator (NMS) -> detections; ROI align of the mask head's crops
-    mask_head    crops + classes -> soft masks, for the real detections only (not the padded slots)
+    mask_head    crops + classes -> soft masks, for the real detections only (not the padded slots), or only
+                 for those a reader keeps (its minimum score and classes)
     finish       detections + masks -> the zoo-format outputs of the export's signature
 
 `dense`, `box_head` and `mask_head` hold every weight and almost all arithmetic, on static shapes; the other
@@ -24,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ...model_contract import MASK_OUTPUT, REQUIRED_OUTPUTS
+from ...model_contract import MASK_OUTPUT, REQUIRED_OUTPUTS, KeptInstances
 from ..export_options import OPTIONS_FILE, TrainOptions, experiment_config
 
 WEIGHTS = Path("saved_model") / "variables" / "variables"
@@ -160,10 +161,11 @@ def zoo_outputs(tf, boxes, scores, detection_classes, num_detections, masks, inf
     return outputs
 
 
-def run_steps(steps: dict[str, Any], levels: tuple[str, ...], images, dense=None, box_head=None, mask_head=None
-              ) -> dict:
+def run_steps(steps: dict[str, Any], levels: tuple[str, ...], images, dense=None, box_head=None, mask_head=None,
+              kept: KeptInstances | None = None) -> dict:
     """One picture through the steps; `dense`, `box_head` and `mask_head` replace those steps when given
-    (callables taking numpy arrays in the steps' argument order, returning the steps' named outputs).
+    (callables taking numpy arrays in the steps' argument order, returning the steps' named outputs). With
+    `kept`, the mask head runs only on the detections it keeps (the others' masks stay empty).
     Returns numpy outputs."""
     import tensorflow as tf
 
@@ -176,11 +178,16 @@ def run_steps(steps: dict[str, Any], levels: tuple[str, ...], images, dense=None
         features, found["class_outputs"], found["box_outputs"], rois, info)
     count_found = int(count[0])
     masks = np.zeros((1, mask_crops.shape[1], *[2 * side for side in mask_crops.shape[2:4]]), np.float32)
-    if count_found:  # the padded slots past num_detections keep empty masks: no one reads them
-        crops_found = mask_crops.numpy()[0, :count_found, None]
-        classes_column = classes_found.numpy()[0, :count_found, None]
+    # The padded slots past num_detections keep empty masks (no one reads them), and so do the detections
+    # the reader drops.
+    rows = np.arange(count_found)
+    if kept is not None:
+        rows = rows[kept.keeps(scores_found.numpy()[0, :count_found], classes_found.numpy()[0, :count_found])]
+    if rows.size:
+        crops_found = mask_crops.numpy()[0, rows, None]
+        classes_column = classes_found.numpy()[0, rows, None]
         found = (steps["mask_head"](crops_found, classes_column) if mask_head is None
                  else mask_head(crops_found, classes_column))
-        masks[0, :count_found] = np.asarray(found["masks"])[:, 0]
+        masks[0, rows] = np.asarray(found["masks"])[:, 0]
     outputs = steps["finish"](boxes_found, scores_found, classes_found, count, masks, info)
     return {name: value.numpy() for name, value in outputs.items()}

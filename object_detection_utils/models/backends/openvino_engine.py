@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...model_contract import FROZEN_INPUT, MASK_OUTPUT, REQUIRED_OUTPUTS, RawOutputs
+from ...model_contract import FROZEN_INPUT, MASK_OUTPUT, REQUIRED_OUTPUTS, KeptInstances, RawOutputs
 from ..tensorflow_runtime import import_tensorflow
 
 HEAVY_PARTS = ("dense", "box_head", "mask_head")
@@ -55,8 +55,10 @@ def telemetry_is_off() -> bool:
 
 
 def compile_config(precision: str) -> dict[str, str]:
-    """OpenVINO CPU settings: the precision asked for (the CPU plugin picks bf16 by itself on some CPUs)."""
-    return {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
+    """OpenVINO CPU settings: the precision asked for (the CPU plugin picks bf16 by itself on some CPUs). An int8
+    model's quantized layers run in int8 whatever the hint; the layers it keeps in float run in f32."""
+    hint = "f32" if precision == "int8" else precision
+    return {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
 
 
 def convert_export(folder: Path, out: Path):
@@ -113,11 +115,15 @@ class ExportRunner:
         return {name: (lambda *inputs, c=compiled: named_outputs(c, *inputs)) for name, compiled in
                 self.compiled.items()}
 
-    def __call__(self, images: np.ndarray, parts: dict[str, Callable] | None = None) -> RawOutputs:
+    def __call__(self, images: np.ndarray, parts: dict[str, Callable] | None = None,
+                 kept: KeptInstances | None = None) -> RawOutputs:
+        """The export's outputs; `parts` replace the compiled parts, and with `kept` only the detections it keeps
+        get masks (maskrcnn_parts.run_steps)."""
         from .maskrcnn_parts import run_steps
 
         parts = parts or self.part_callables()
-        outputs = [run_steps(self.steps, self.levels, images[i : i + 1], **parts) for i in range(len(images))]
+        outputs = [run_steps(self.steps, self.levels, images[i : i + 1], **parts, kept=kept)
+                   for i in range(len(images))]
         return {name: np.concatenate([o[name] for o in outputs]) for name in outputs[0]}
 
 
