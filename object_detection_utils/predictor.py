@@ -201,8 +201,9 @@ class Segmenter:
 
     def _run_tiles(self, image: np.ndarray) -> TiledOutputs:
         """The model on every tile (a batch of tiles per call where it takes batches) and, with a full pass, on the
-        whole picture (shrunk to `FULL_PASS_MAX_SIDE` at most); each window's masks are pasted on a worker thread while the model runs the next tiles,
-        and only its kept instances, compact, are held: memory grows with the tiles and objects found."""
+        whole picture (shrunk to `FULL_PASS_MAX_SIDE` at most); each window's masks are pasted on a worker thread
+        while the model runs the next tiles, and only its kept instances, compact, are held: memory grows with the
+        tiles and objects found."""
         height, width = image.shape[:2]
         whole = Window(0, 0, height, width)
         tiles = tile_windows(height, width, self.tile_size, self.tiles.overlap)

@@ -20,8 +20,10 @@ SHARED_MODELS = SHARED / "models"
 # pytest-xdist (pyproject's addopts) hands each worker whole groups of tests: a module, so that its fixtures are built
 # once, or modules that share a costly session fixture (the trained tiny model). The costliest groups go out first,
 # so that the longest work starts first and the other workers fill in around it.
+# The training group: every module that trains or reads the session's trained tiny model (a worker's second
+# training run costs half its first, its model caches being warm).
 SHARED_GROUPS = {"training/test_training.py": "training", "training/test_finetune.py": "training",
-                 "training/test_label_formats.py": "training", "models/test_int8.py": "training"}  # a worker's second training run costs half its first
+                 "training/test_label_formats.py": "training", "models/test_int8.py": "training"}
 COSTLIEST_FIRST = ("training", "apps/test_ray_batch.py", "models/test_backends.py",
                    "apps/serve/test_ray_serve.py", "apps/test_matterport_scripts.py", "test_quiet.py",
                    "apps/test_batch_failures.py", "apps/test_batch.py", "io/test_video_failures.py")

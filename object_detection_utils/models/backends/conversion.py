@@ -3,8 +3,8 @@
 An entry lives in `<cache>/openvino/<key digest>/` and is keyed by the model's content digest, the engine's
 version, the precision and the input-size policy (and for bf16 and int8, which are judged and calibrated on
 pictures, those pictures: a `--calibration` folder's digest), so a changed model, a new OpenVINO, another
-precision or other pictures convert again. A failed or crashed conversion is cached too (its `gate.json` says why), so a model that
-cannot be converted costs one attempt, not one per run; delete the entry to try again.
+precision or other pictures convert again. A failed or crashed conversion is cached too (its `gate.json` says
+why), so a model that cannot be converted costs one attempt, not one per run; delete the entry to try again.
 """
 
 from __future__ import annotations

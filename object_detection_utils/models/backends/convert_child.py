@@ -6,7 +6,8 @@ Writes the converted model and `gate.json` into OUT; exits 0 with `gate.json` sa
 the gate fails. f32 must pass the parity gate (gate.py); bf16 and int8 are accepted by accuracy (acceptance.py)
 on the acceptance pictures: CALIBRATION's pictures when given, else the model's own examples and generated ones.
 Each conversion also times itself against TensorFlow on the same pictures, one after the other, so that
-`--backend auto` can pick the fastest accepted engine from the cache. An engine crash kills only this process; the parent then falls back to TensorFlow.
+`--backend auto` can pick the fastest accepted engine from the cache. An engine crash kills only this process;
+the parent then falls back to TensorFlow.
 `INSTANCE_SEGMENTATION_CONVERSION_FAULT=abort|segv` makes the conversion step crash that way (for tests).
 """
 
