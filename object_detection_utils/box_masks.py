@@ -178,6 +178,16 @@ class BoxMasks:
         return encoded
 
 
+def placed_overlap(a: np.ndarray, a_at: tuple[int, int], b: np.ndarray, b_at: tuple[int, int]) -> int:
+    """The pixels set in both of two (h, w) bool crops placed with their top-left corners at (y, x) in one picture."""
+    (ay, ax), (by, bx) = a_at, b_at
+    y0, x0 = max(ay, by), max(ax, bx)
+    y1, x1 = min(ay + a.shape[0], by + b.shape[0]), min(ax + a.shape[1], bx + b.shape[1])
+    if y1 <= y0 or x1 <= x0:
+        return 0
+    return int(np.count_nonzero(a[y0 - ay : y1 - ay, x0 - ax : x1 - ax] & b[y0 - by : y1 - by, x0 - bx : x1 - bx]))
+
+
 def as_box_masks(masks: np.ndarray | BoxMasks) -> BoxMasks:
     """`masks` as `BoxMasks`: compact ones as they are, (N, H, W) bool arrays cut into crops."""
     return masks if isinstance(masks, BoxMasks) else BoxMasks.from_dense(masks)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .box_masks import BoxMasks
+from .box_masks import BoxMasks, placed_overlap
 from .detections import Detections
 from .tiling import Window
 
@@ -118,14 +118,8 @@ def _pixels_in(masks: BoxMasks, index: int, region: Window) -> int:
 
 
 def _intersection(masks: BoxMasks, a: int, b: int) -> int:
-    (ay, ax), (by, bx) = masks.offsets[a].tolist(), masks.offsets[b].tolist()
-    crop_a, crop_b = masks.crops[a], masks.crops[b]
-    region = Window(ay, ax, ay + crop_a.shape[0], ax + crop_a.shape[1]).intersection(
-        Window(by, bx, by + crop_b.shape[0], bx + crop_b.shape[1])
-    )
-    if region is None:
-        return 0
-    return int(np.count_nonzero(masks.window(a, *region) & masks.window(b, *region)))
+    return placed_overlap(masks.crops[a], tuple(masks.offsets[a].tolist()), masks.crops[b],
+                          tuple(masks.offsets[b].tolist()))
 
 
 def _seam_agrees(candidates: _Candidates, a: int, b: int, least: float) -> bool:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..box_masks import BoxMasks
+from ..box_masks import BoxMasks, placed_overlap
 
 
 @dataclass(frozen=True)
@@ -45,15 +45,10 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def crop_iou(a: MaskCrop, b: MaskCrop, dx: int = 0, dy: int = 0) -> float:
     """IoU of two cropped masks placed in the same picture, `a` moved by (dx, dy) pixels first."""
-    ax, ay = a.x + dx, a.y + dy
-    (ah, aw), (bh, bw) = a.pixels.shape, b.pixels.shape
-    x1, y1 = max(ax, b.x), max(ay, b.y)
-    x2, y2 = min(ax + aw, b.x + bw), min(ay + ah, b.y + bh)
     union = a.area + b.area
-    if x2 <= x1 or y2 <= y1 or union == 0:
+    if union == 0:
         return 0.0
-    overlap = np.count_nonzero(a.pixels[y1 - ay:y2 - ay, x1 - ax:x2 - ax]
-                               & b.pixels[y1 - b.y:y2 - b.y, x1 - b.x:x2 - b.x])
+    overlap = placed_overlap(a.pixels, (a.y + dy, a.x + dx), b.pixels, (b.y, b.x))
     return overlap / (union - overlap)
 
 
