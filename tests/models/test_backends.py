@@ -148,6 +148,9 @@ def test_cache_key_names_engine_precision_and_input_size_policy(tiny_frozen_dir)
     assert key == {"model": conversion.model_digest(files), "engine": "openvino 2026.4.1", "precision": "f32",
                    "input_size": "any (dynamic)", "kind": "whole"}
     assert conversion.conversion_key(files, "export", "bf16", "2026.4.1")["input_size"] == "export's fixed square"
+    # an export's glue: its own NMS at f32 (parity), batched NMS at the precisions judged by accuracy
+    assert conversion.conversion_key(files, "export", "f32", "2026.4.1")["glue"] == "export's own NMS"
+    assert conversion.conversion_key(files, "export", "bf16", "2026.4.1")["glue"] == "batched NMS"
     # reduced precisions are judged on pictures: the user's folder is part of the key
     assert conversion.conversion_key(files, "export", "int8", "2026.4.1")["pictures"] == "model's examples and generated"
     assert (conversion.conversion_key(files, "whole", "bf16", "2026.4.1", calibration=tiny_frozen_dir)["pictures"]
@@ -356,14 +359,19 @@ def _perturbed(entry: Path, part: str, spread: float):
 def test_acceptance_accepts_bf16_on_the_trained_model_and_refuses_perturbed_weights(converted_shapes):
     from object_detection_utils.models.backends.acceptance import MIN_AGREEMENT, detections_of, judge
     from object_detection_utils.models.backends.convert_child import acceptance_pictures, side_by_side
-    from object_detection_utils.models.backends.openvino_engine import ExportRunner
+    from object_detection_utils.models.backends.maskrcnn_parts import BATCHED_NMS, MaskRcnnParts
+    from object_detection_utils.models.backends.openvino_engine import GLUE_STEPS, ExportRunner
 
     _, _, entry = converted_shapes
     pictures = acceptance_pictures(SHAPES_MODEL, "export", None)
     assert len(pictures) == 40 and pictures[0].shape == (128, 128, 3)  # the model's 3 examples, 37 generated
     pictures = pictures[:20]  # half of them, for the test's time: enough instances to judge
     reference = load_model(SHAPES_MODEL, warm_up=False).predict_batch
-    (truth, found), _ = side_by_side(reference, ExportRunner(entry, "bf16"), pictures)
+    bf16 = ExportRunner(entry, "bf16")
+    # with the glue a bf16 conversion writes: batched NMS (openvino_engine.glue_choice)
+    steps = MaskRcnnParts.from_export(SHAPES_MODEL, BATCHED_NMS).functions()
+    bf16.steps = {name: steps[name] for name in GLUE_STEPS}
+    (truth, found), _ = side_by_side(reference, bf16, pictures)
     verdict = judge(truth, found)
     assert verdict.passed and verdict.reference_instances >= 50 and verdict.agreement_mask_ap >= MIN_AGREEMENT
     f32 = ExportRunner(entry, "f32")

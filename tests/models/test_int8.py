@@ -4,6 +4,7 @@ group, on the worker that trained it)."""
 from __future__ import annotations
 
 import importlib.util
+import json
 
 import numpy as np
 import pytest
@@ -24,6 +25,7 @@ def test_int8_quantizes_every_heavy_part_under_accuracy_control(tiny_training_ru
     from object_detection_utils.models.backends.int8 import quantize_export
     from object_detection_utils.models.backends.openvino_engine import (
         HEAVY_PARTS,
+        META_FILE,
         ExportRunner,
         convert_export,
         import_openvino,
@@ -31,7 +33,8 @@ def test_int8_quantizes_every_heavy_part_under_accuracy_control(tiny_training_ru
 
     entry = tmp_path / "int8"
     entry.mkdir()
-    convert_export(tiny_training_run["export"], entry)
+    convert_export(tiny_training_run["export"], entry, "int8")
+    assert json.loads((entry / META_FILE).read_text())["glue"] == "batched NMS"  # judged by accuracy, not parity
     f32 = ExportRunner(entry, "f32")
     rng = np.random.default_rng(5)
     pictures = [random_shapes_picture(rng, (64, 64)).image for _ in range(3)]

@@ -21,6 +21,7 @@ from ...io.atomic import atomic_directory
 from ...io.locks import file_lock
 from ..cache import cache_dir
 from .convert_child import GATE_FILE
+from .openvino_engine import glue_choice
 
 KEY_FILE = "key.json"
 CONVERSION_TIMEOUT_S = 1800
@@ -69,6 +70,8 @@ def conversion_key(model_files: list[Path], kind: str, precision: str, version: 
            "input_size": "export's fixed square" if kind == "export" else "any (dynamic)", "kind": kind}
     if precision != "f32":  # judged by accuracy (int8 also calibrated) on these pictures
         key["pictures"] = "model's examples and generated" if calibration is None else model_digest([calibration])
+    if kind == "export":
+        key["glue"] = glue_choice(precision)
     return key
 
 

@@ -82,7 +82,7 @@ def convert_and_gate(source: Path, kind: str, precision: str, out: Path, calibra
                                    ACCEPTANCE_PICTURES)
     quantization: dict = {}
     if kind == "export":
-        _, steps = convert_export(source, out)
+        _, steps = convert_export(source, out, precision)
         if precision == "int8":
             from .int8 import quantize_export
 

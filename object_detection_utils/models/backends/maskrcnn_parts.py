@@ -10,7 +10,7 @@ the SavedModel's weights can be run step by step:
     detect       detection generator (NMS) -> detections; ROI align of the mask head's crops
     mask_head    crops + classes -> soft masks, for the real detections only (not the padded slots), or only
                  for those a reader keeps (its minimum score and classes)
-    finish       detections + masks -> the zoo-format outputs of the export's signature
+    (then, in numpy: detections + masks -> the zoo-format outputs of the export's signature)
 
 `dense`, `box_head` and `mask_head` hold every weight and almost all arithmetic, on static shapes; the other
 steps select and gather. The profile benchmark times the steps (and backbone / FPN / RPN head apart), and the
@@ -29,6 +29,11 @@ from ...model_contract import MASK_OUTPUT, REQUIRED_OUTPUTS, KeptInstances
 from ..export_options import OPTIONS_FILE, TrainOptions, experiment_config
 
 WEIGHTS = Path("saved_model") / "variables" / "variables"
+# The test-time choices of the reduced-precision engines' glue: one combined NMS op a level for the proposals and one
+# for the detections, instead of Model Garden's per-class loops (v2) and sorted padded NMS (a while loop): 10 and 8
+# ms a 128 px picture become 3 and 3. Greedy NMS all the same, so the kept boxes are almost always the same; as the
+# reduced precisions, they are judged by agreement with the export's own outputs (acceptance.py), never f32's parity.
+BATCHED_NMS = {"roi_generator": {"use_batched_nms": True}, "detection_generator": {"nms_version": "batched"}}
 
 
 def is_our_export(folder: Path) -> bool:
@@ -133,29 +138,19 @@ class MaskRcnnParts:
         def mask_head(crops, detection_classes):
             return {"masks": tf.nn.sigmoid(model.mask_head([crops, detection_classes]))}
 
-        @tf.function(input_signature=[tf.TensorSpec([1, detections, 4], tf.float32),
-                                      tf.TensorSpec([1, detections], tf.float32),
-                                      tf.TensorSpec([1, detections], tf.int32), tf.TensorSpec([1], tf.int32),
-                                      tf.TensorSpec([1, detections, crop * 4, crop * 4], tf.float32), info_spec],
-                     autograph=False)
-        def finish(boxes, scores, detection_classes, num_detections, masks, info):
-            return zoo_outputs(tf, boxes, scores, detection_classes, num_detections, masks, info)
-
         return {"preprocess": preprocess, "dense": dense, "propose": propose, "box_head": box_head,
-                "detect": detect, "mask_head": mask_head, "finish": finish}
+                "detect": detect, "mask_head": mask_head}
 
 
-def zoo_outputs(tf, boxes, scores, detection_classes, num_detections, masks, info) -> dict:
-    """The export signature's conversion (training/export.py): boxes normalised to the input picture."""
-    scale = tf.tile(info[:, 2:3, :], [1, 1, 2])
-    offset = tf.tile(info[:, 3:4, :], [1, 1, 2])
-    original = tf.tile(info[:, 0:1, :], [1, 1, 2])
+def zoo_outputs(boxes, scores, detection_classes, num_detections, masks, info) -> dict[str, np.ndarray]:
+    """The export signature's outputs (training/export.py), in numpy: boxes normalised to the input picture."""
+    scale, offset, original = (np.tile(info[:, row : row + 1, :], (1, 1, 2)) for row in (2, 3, 0))
     outputs = {
-        "detection_boxes": tf.clip_by_value((boxes + offset) / scale / original, 0.0, 1.0),
-        "detection_classes": tf.cast(detection_classes, tf.float32),
+        "detection_boxes": np.clip((boxes + offset) / scale / original, 0.0, 1.0, dtype=np.float32),
+        "detection_classes": detection_classes.astype(np.float32),
         "detection_scores": scores,
         MASK_OUTPUT: masks,
-        "num_detections": tf.cast(num_detections, tf.float32),
+        "num_detections": num_detections.astype(np.float32),
     }
     assert set(outputs) == {*REQUIRED_OUTPUTS, MASK_OUTPUT}
     return outputs
@@ -189,5 +184,5 @@ def run_steps(steps: dict[str, Any], levels: tuple[str, ...], images, dense=None
         found = (steps["mask_head"](crops_found, classes_column) if mask_head is None
                  else mask_head(crops_found, classes_column))
         masks[0, rows] = np.asarray(found["masks"])[:, 0]
-    outputs = steps["finish"](boxes_found, scores_found, classes_found, count, masks, info)
-    return {name: value.numpy() for name, value in outputs.items()}
+    return zoo_outputs(boxes_found.numpy(), scores_found.numpy(), classes_found.numpy(), count.numpy(), masks,
+                       info.numpy())

@@ -3,7 +3,8 @@
 Two kinds of conversion, both written as OpenVINO IR (`<part>.xml` + `.bin`, never compressed to f16):
 - `export`: our Model Garden exports. The three heavy static parts (`dense` = backbone + FPN + RPN head,
   `box_head`, `mask_head`; see maskrcnn_parts.py) become IR; proposal and detection selection (top-k, NMS, ROI
-  align) stays in TensorFlow, saved beside them as a small `glue/` SavedModel that needs no Model Garden to run.
+  align) stays in TensorFlow, saved beside them as a small `glue/` SavedModel that needs no Model Garden to run:
+  with the export's own NMS for f32, with batched NMS for bf16 and int8 (`glue_choice`).
 - `whole`: any other model (zoo TF1 frozen graphs, zoo TF2 SavedModels) converted whole. Zoo graphs hold while
   loops and NMS ops that OpenVINO refuses or runs unreliably; those fail conversion or the gate, and fall back.
 """
@@ -21,7 +22,7 @@ from ...model_contract import FROZEN_INPUT, MASK_OUTPUT, REQUIRED_OUTPUTS, KeptI
 from ..tensorflow_runtime import import_tensorflow
 
 HEAVY_PARTS = ("dense", "box_head", "mask_head")
-GLUE_STEPS = ("preprocess", "propose", "detect", "finish")
+GLUE_STEPS = ("preprocess", "propose", "detect")
 META_FILE = "parts.json"
 _CONVERTER_MODULES = ("openvino.tools.ovc.convert_impl", "openvino.tools.ovc.telemetry_utils",
                       "openvino.tools.ovc.utils", "openvino.tools.ovc.main")
@@ -61,15 +62,22 @@ def compile_config(precision: str) -> dict[str, str]:
     return {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
 
 
-def convert_export(folder: Path, out: Path):
-    """Write `folder`'s heavy parts as IR and its glue as a SavedModel into `out`; returns the rebuilt parts and
-    their TensorFlow steps (the gate's reference for the parts)."""
+def glue_choice(precision: str) -> str:
+    """The glue's NMS: f32 keeps the export's own (its parity gate asks for the same instances); the reduced
+    precisions, judged by accuracy, take batched NMS (maskrcnn_parts.BATCHED_NMS)."""
+    return "export's own NMS" if precision == "f32" else "batched NMS"
+
+
+def convert_export(folder: Path, out: Path, precision: str = "f32"):
+    """Write `folder`'s heavy parts as IR and its glue (glue_choice) as a SavedModel into `out`; returns the rebuilt
+    parts and their TensorFlow steps (the gate's reference for the parts)."""
     import tensorflow as tf
 
-    from .maskrcnn_parts import MaskRcnnParts
+    from .maskrcnn_parts import BATCHED_NMS, MaskRcnnParts
 
     ov = import_openvino()
-    parts = MaskRcnnParts.from_export(folder)
+    glue_nms = glue_choice(precision)
+    parts = MaskRcnnParts.from_export(folder, BATCHED_NMS if glue_nms == "batched NMS" else None)
     steps = parts.functions()
     for name in HEAVY_PARTS:
         ov.save_model(ov.convert_model(steps[name].get_concrete_function()), str(out / f"{name}.xml"),
@@ -78,7 +86,8 @@ def convert_export(folder: Path, out: Path):
     for name in GLUE_STEPS:
         setattr(glue, name, steps[name])
     tf.saved_model.save(glue, str(out / "glue"))
-    (out / META_FILE).write_text(json.dumps({"levels": list(parts.levels)}), encoding="utf-8")
+    meta = {"levels": list(parts.levels), "glue": glue_nms}
+    (out / META_FILE).write_text(json.dumps(meta), encoding="utf-8")
     return parts, steps
 
 
