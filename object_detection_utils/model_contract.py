@@ -116,3 +116,4 @@ class EngineRun:
     has_masks: bool
     backend: str  # e.g. "openvino f32"
     masks_where_kept: bool = False  # `run(images, kept=KeptInstances)` is understood
+    batched: bool = False  # one `run` takes several same-size pictures at once

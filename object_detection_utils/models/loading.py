@@ -55,7 +55,7 @@ def load_local_model(
     else:
         other = engine(described) if engine is not None else None
         if other is not None:
-            run, has_masks, backend, batched = other.run, other.has_masks, other.backend, False
+            run, has_masks, backend, batched = other.run, other.has_masks, other.backend, other.batched
             masks_where_kept = other.masks_where_kept
         elif described.kind == "frozen_graph":
             (run, has_masks), backend, batched = _load_frozen_graph(described.target), "tensorflow", True

@@ -143,6 +143,8 @@ def test_processes_asking_for_one_conversion_at_once_take_turns(tmp_path, fake_e
 
 
 def test_cache_key_names_engine_precision_and_input_size_policy(tiny_frozen_dir):
+    from object_detection_utils.models.backends.openvino_engine import BATCHED_GLUE
+
     files = [tiny_frozen_dir / "frozen_inference_graph.pb"]
     key = conversion.conversion_key(files, "whole", "f32", "2026.4.1")
     assert key == {"model": conversion.model_digest(files), "engine": "openvino 2026.4.1", "precision": "f32",
@@ -150,7 +152,7 @@ def test_cache_key_names_engine_precision_and_input_size_policy(tiny_frozen_dir)
     assert conversion.conversion_key(files, "export", "bf16", "2026.4.1")["input_size"] == "export's fixed square"
     # an export's glue: its own NMS at f32 (parity), batched NMS at the precisions judged by accuracy
     assert conversion.conversion_key(files, "export", "f32", "2026.4.1")["glue"] == "export's own NMS"
-    assert conversion.conversion_key(files, "export", "bf16", "2026.4.1")["glue"] == "batched NMS"
+    assert conversion.conversion_key(files, "export", "bf16", "2026.4.1")["glue"] == BATCHED_GLUE
     # reduced precisions are judged on pictures: the user's folder is part of the key
     assert conversion.conversion_key(files, "export", "int8", "2026.4.1")["pictures"] == "model's examples and generated"
     assert (conversion.conversion_key(files, "whole", "bf16", "2026.4.1", calibration=tiny_frozen_dir)["pictures"]

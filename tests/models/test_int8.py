@@ -24,6 +24,7 @@ def test_int8_quantizes_every_heavy_part_under_accuracy_control(tiny_training_ru
     from object_detection_utils.models.backends import acceptance
     from object_detection_utils.models.backends.int8 import quantize_export
     from object_detection_utils.models.backends.openvino_engine import (
+        BATCHED_GLUE,
         HEAVY_PARTS,
         META_FILE,
         ExportRunner,
@@ -34,7 +35,7 @@ def test_int8_quantizes_every_heavy_part_under_accuracy_control(tiny_training_ru
     entry = tmp_path / "int8"
     entry.mkdir()
     convert_export(tiny_training_run["export"], entry, "int8")
-    assert json.loads((entry / META_FILE).read_text())["glue"] == "batched NMS"  # judged by accuracy, not parity
+    assert json.loads((entry / META_FILE).read_text())["glue"] == BATCHED_GLUE  # judged by accuracy, not parity
     f32 = ExportRunner(entry, "f32")
     rng = np.random.default_rng(5)
     pictures = [random_shapes_picture(rng, (64, 64)).image for _ in range(3)]
@@ -58,7 +59,12 @@ def test_int8_quantizes_every_heavy_part_under_accuracy_control(tiny_training_ru
         kinds = {op.get_type_name() for op in ov.Core().read_model(str(entry / f"{part}.xml")).get_ops()}
         assert "FakeQuantize" in kinds, part
     int8 = ExportRunner(entry, "int8")
-    for picture, outputs in zip(pictures, expected):
+    assert int8.batched  # the three pictures in one pass, each part compiled for a batch of three
+    together = int8(np.stack(pictures))
+    assert {("dense", 3), ("box_head", 3)} <= set(int8.compiled)
+    for index, (picture, outputs) in enumerate(zip(pictures, expected)):
         found = int8(picture[None])
         assert {name: value.shape for name, value in found.items()} == {n: v.shape for n, v in outputs.items()}
         np.testing.assert_allclose(found["detection_scores"], outputs["detection_scores"], atol=0.05)
+        for name, value in found.items():
+            np.testing.assert_allclose(together[name][index], value[0], atol=1e-4, err_msg=name)

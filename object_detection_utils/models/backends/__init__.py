@@ -163,8 +163,8 @@ def _runner(conversion, name: str) -> EngineRun | None:
     precision = conversion.precision
     try:
         if conversion.kind == "export":
-            return EngineRun(ExportRunner(conversion.entry, precision), True, f"openvino {precision}",
-                             masks_where_kept=True)
+            runner = ExportRunner(conversion.entry, precision)
+            return EngineRun(runner, True, f"openvino {precision}", masks_where_kept=True, batched=runner.batched)
         runner = WholeRunner(conversion.entry, precision)
         return EngineRun(runner, MASK_OUTPUT in runner.wanted, f"openvino {precision}")
     except Exception as error:  # a converted model that passed its gate but no longer loads (a damaged cache)

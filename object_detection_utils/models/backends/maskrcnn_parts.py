@@ -77,31 +77,32 @@ class MaskRcnnParts:
     def config(self):
         return self.module.params.task.model
 
-    def functions(self) -> dict[str, Any]:
-        """The steps as `tf.function`s with fixed input signatures (see the module docstring)."""
+    def functions(self, batch: int | None = 1) -> dict[str, Any]:
+        """The steps as `tf.function`s with fixed input signatures (see the module docstring), for `batch`
+        pictures a call (None: any number)."""
         import tensorflow as tf
 
         model, levels, size = self.model, self.levels, self.size
         module = self.module
         anchors = {level: tf.constant(boxes[None]) for level, boxes in module._build_anchor_boxes().items()}
         channels = self.config.decoder.fpn.num_filters
-        picture = tf.TensorSpec([1, size, size, 3], tf.float32)
-        info_spec = tf.TensorSpec([1, 4, 2], tf.float32)
+        picture = tf.TensorSpec([batch, size, size, 3], tf.float32)
+        info_spec = tf.TensorSpec([batch, 4, 2], tf.float32)
         grids = [tuple(anchors[level].shape[1:3]) for level in levels]
         per_place = anchors[levels[0]].shape[-1] // 4  # anchors per grid cell
-        feature_specs = [tf.TensorSpec([1, *grid, channels], tf.float32) for grid in grids]
-        rpn_score_specs = [tf.TensorSpec([1, *grid, per_place], tf.float32) for grid in grids]
-        rpn_box_specs = [tf.TensorSpec([1, *grid, 4 * per_place], tf.float32) for grid in grids]
+        feature_specs = [tf.TensorSpec([batch, *grid, channels], tf.float32) for grid in grids]
+        rpn_score_specs = [tf.TensorSpec([batch, *grid, per_place], tf.float32) for grid in grids]
+        rpn_box_specs = [tf.TensorSpec([batch, *grid, 4 * per_place], tf.float32) for grid in grids]
         proposals = self.config.roi_generator.test_num_proposals
         crop = self.config.roi_aligner.crop_size
         detections = self.config.detection_generator.max_num_detections
-        box_crops = tf.TensorSpec([1, proposals, crop, crop, channels], tf.float32)
+        box_crops = tf.TensorSpec([batch, proposals, crop, crop, channels], tf.float32)
         # The mask head takes detections along the batch axis, one per row: only the real ones need a mask.
         mask_crops = tf.TensorSpec([None, 1, crop * 2, crop * 2, channels], tf.float32)
         classes = self.config.num_classes
         as_dict = lambda values: dict(zip(levels, values))
 
-        @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3], tf.uint8)], autograph=False)
+        @tf.function(input_signature=[tf.TensorSpec([batch, None, None, 3], tf.uint8)], autograph=False)
         def preprocess(images):
             picture, _, info = module.preprocess(images)
             return picture, info
@@ -124,9 +125,9 @@ class MaskRcnnParts:
             class_outputs, box_outputs = model.detection_head[0](crops)
             return {"class_outputs": class_outputs, "box_outputs": box_outputs}
 
-        @tf.function(input_signature=[feature_specs, tf.TensorSpec([1, proposals, classes], tf.float32),
-                                      tf.TensorSpec([1, proposals, None], tf.float32),
-                                      tf.TensorSpec([1, proposals, 4], tf.float32), info_spec])
+        @tf.function(input_signature=[feature_specs, tf.TensorSpec([batch, proposals, classes], tf.float32),
+                                      tf.TensorSpec([batch, proposals, None], tf.float32),
+                                      tf.TensorSpec([batch, proposals, 4], tf.float32), info_spec])
         def detect(features, class_outputs, box_outputs, rois, info):
             found = model.detection_generator(box_outputs, class_outputs, rois, info[:, 1, :],
                                               [10.0, 10.0, 5.0, 5.0], bbox_per_class=True)
@@ -158,9 +159,9 @@ def zoo_outputs(boxes, scores, detection_classes, num_detections, masks, info) -
 
 def run_steps(steps: dict[str, Any], levels: tuple[str, ...], images, dense=None, box_head=None, mask_head=None,
               kept: KeptInstances | None = None) -> dict:
-    """One picture through the steps; `dense`, `box_head` and `mask_head` replace those steps when given
-    (callables taking numpy arrays in the steps' argument order, returning the steps' named outputs). With
-    `kept`, the mask head runs only on the detections it keeps (the others' masks stay empty).
+    """Pictures through the steps, as many at once as the steps take; `dense`, `box_head` and `mask_head` replace
+    those steps when given (callables taking numpy arrays in the steps' argument order, returning the steps' named
+    outputs). With `kept`, the mask head runs only on the detections it keeps (the others' masks stay empty).
     Returns numpy outputs."""
     import tensorflow as tf
 
@@ -171,18 +172,18 @@ def run_steps(steps: dict[str, Any], levels: tuple[str, ...], images, dense=None
     found = steps["box_head"](crops) if box_head is None else box_head(crops.numpy())
     boxes_found, scores_found, classes_found, count, mask_crops = steps["detect"](
         features, found["class_outputs"], found["box_outputs"], rois, info)
-    count_found = int(count[0])
-    masks = np.zeros((1, mask_crops.shape[1], *[2 * side for side in mask_crops.shape[2:4]]), np.float32)
+    scores_found, classes_found, count = scores_found.numpy(), classes_found.numpy(), count.numpy()
+    masks = np.zeros((*mask_crops.shape[:2], *[2 * side for side in mask_crops.shape[2:4]]), np.float32)
     # The padded slots past num_detections keep empty masks (no one reads them), and so do the detections
     # the reader drops.
-    rows = np.arange(count_found)
+    rows = np.arange(scores_found.shape[1])[None, :] < count[:, None]
     if kept is not None:
-        rows = rows[kept.keeps(scores_found.numpy()[0, :count_found], classes_found.numpy()[0, :count_found])]
-    if rows.size:
-        crops_found = mask_crops.numpy()[0, rows, None]
-        classes_column = classes_found.numpy()[0, rows, None]
+        rows &= kept.keeps(scores_found, classes_found)
+    where = np.nonzero(rows)
+    if where[0].size:
+        crops_found = mask_crops.numpy()[where][:, None]
+        classes_column = classes_found[where][:, None]
         found = (steps["mask_head"](crops_found, classes_column) if mask_head is None
                  else mask_head(crops_found, classes_column))
-        masks[0, rows] = np.asarray(found["masks"])[:, 0]
-    return zoo_outputs(boxes_found.numpy(), scores_found.numpy(), classes_found.numpy(), count.numpy(), masks,
-                       info.numpy())
+        masks[where] = np.asarray(found["masks"])[:, 0]
+    return zoo_outputs(boxes_found.numpy(), scores_found, classes_found, count, masks, info.numpy())

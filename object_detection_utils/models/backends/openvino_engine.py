@@ -24,6 +24,7 @@ from ..tensorflow_runtime import import_tensorflow
 HEAVY_PARTS = ("dense", "box_head", "mask_head")
 GLUE_STEPS = ("preprocess", "propose", "detect")
 META_FILE = "parts.json"
+BATCHED_GLUE = "batched NMS, batches of pictures"
 _CONVERTER_MODULES = ("openvino.tools.ovc.convert_impl", "openvino.tools.ovc.telemetry_utils",
                       "openvino.tools.ovc.utils", "openvino.tools.ovc.main")
 
@@ -63,9 +64,10 @@ def compile_config(precision: str) -> dict[str, str]:
 
 
 def glue_choice(precision: str) -> str:
-    """The glue's NMS: f32 keeps the export's own (its parity gate asks for the same instances); the reduced
-    precisions, judged by accuracy, take batched NMS (maskrcnn_parts.BATCHED_NMS)."""
-    return "export's own NMS" if precision == "f32" else "batched NMS"
+    """An export's conversion at `precision`: f32 keeps the export's own NMS and one picture a call (its parity
+    gate asks for the same instances); the reduced precisions, judged by accuracy, take batched NMS
+    (maskrcnn_parts.BATCHED_NMS) and any number of same-size pictures a call (tiles go through in batches)."""
+    return "export's own NMS" if precision == "f32" else BATCHED_GLUE
 
 
 def convert_export(folder: Path, out: Path, precision: str = "f32"):
@@ -76,17 +78,17 @@ def convert_export(folder: Path, out: Path, precision: str = "f32"):
     from .maskrcnn_parts import BATCHED_NMS, MaskRcnnParts
 
     ov = import_openvino()
-    glue_nms = glue_choice(precision)
-    parts = MaskRcnnParts.from_export(folder, BATCHED_NMS if glue_nms == "batched NMS" else None)
-    steps = parts.functions()
+    glue = glue_choice(precision)
+    parts = MaskRcnnParts.from_export(folder, BATCHED_NMS if glue == BATCHED_GLUE else None)
+    steps = parts.functions(None if glue == BATCHED_GLUE else 1)
     for name in HEAVY_PARTS:
         ov.save_model(ov.convert_model(steps[name].get_concrete_function()), str(out / f"{name}.xml"),
                       compress_to_fp16=False)
-    glue = tf.Module()
+    module = tf.Module()
     for name in GLUE_STEPS:
-        setattr(glue, name, steps[name])
-    tf.saved_model.save(glue, str(out / "glue"))
-    meta = {"levels": list(parts.levels), "glue": glue_nms}
+        setattr(module, name, steps[name])
+    tf.saved_model.save(module, str(out / "glue"))
+    meta = {"levels": list(parts.levels), "glue": glue, "batched": glue == BATCHED_GLUE}
     (out / META_FILE).write_text(json.dumps(meta), encoding="utf-8")
     return parts, steps
 
@@ -108,21 +110,38 @@ def named_outputs(compiled, *inputs: np.ndarray) -> dict[str, np.ndarray]:
 
 
 class ExportRunner:
-    """An export run with its heavy parts in OpenVINO and the rest in TensorFlow (a `LoadedModel._run`)."""
+    """An export run with its heavy parts in OpenVINO and the rest in TensorFlow (a `LoadedModel._run`); a batched
+    conversion (glue_choice) runs a batch of same-size pictures in one pass, each part compiled once per batch
+    size it meets."""
 
     def __init__(self, entry: Path, precision: str) -> None:
         tf = import_tensorflow()  # imported quietly, as for the TensorFlow back end
         ov = import_openvino()
-        core = ov.Core()
-        self.compiled = {name: core.compile_model(str(entry / f"{name}.xml"), "CPU", compile_config(precision))
-                         for name in HEAVY_PARTS}
+        self.entry, self.core, self.config = entry, ov.Core(), compile_config(precision)
+        meta = json.loads((entry / META_FILE).read_text(encoding="utf-8"))
+        self.levels, self.batched = tuple(meta["levels"]), bool(meta.get("batched"))
+        self.models = {name: self.core.read_model(str(entry / f"{name}.xml")) for name in HEAVY_PARTS}
+        self.compiled: dict[tuple[str, int], object] = {}
+        for name in HEAVY_PARTS:
+            self._compiled(name, 1)
         self.glue = tf.saved_model.load(str(entry / "glue"))
         self.steps = {name: getattr(self.glue, name) for name in GLUE_STEPS}
-        self.levels = tuple(json.loads((entry / META_FILE).read_text(encoding="utf-8"))["levels"])
+
+    def _compiled(self, name: str, batch: int):
+        """Part `name` compiled for `batch` pictures (the mask head takes any number of rows as it is)."""
+        key = (name, 1 if name == "mask_head" else batch)
+        if key not in self.compiled:
+            model = self.models[name]
+            if name != "mask_head" and model.inputs[0].get_partial_shape()[0].is_dynamic:
+                model = model.clone()
+                shape = model.inputs[0].get_partial_shape()
+                model.reshape({model.inputs[0]: [batch, *[side.get_length() for side in list(shape)[1:]]]})
+            self.compiled[key] = self.core.compile_model(model, "CPU", self.config)
+        return self.compiled[key]
 
     def part_callables(self) -> dict[str, Callable[..., dict[str, np.ndarray]]]:
-        return {name: (lambda *inputs, c=compiled: named_outputs(c, *inputs)) for name, compiled in
-                self.compiled.items()}
+        return {name: (lambda *inputs, name=name: named_outputs(self._compiled(name, len(inputs[0])), *inputs))
+                for name in HEAVY_PARTS}
 
     def __call__(self, images: np.ndarray, parts: dict[str, Callable] | None = None,
                  kept: KeptInstances | None = None) -> RawOutputs:
@@ -131,6 +150,8 @@ class ExportRunner:
         from .maskrcnn_parts import run_steps
 
         parts = parts or self.part_callables()
+        if self.batched:
+            return run_steps(self.steps, self.levels, images, **parts, kept=kept)
         outputs = [run_steps(self.steps, self.levels, images[i : i + 1], **parts, kept=kept)
                    for i in range(len(images))]
         return {name: np.concatenate([o[name] for o in outputs]) for name in outputs[0]}
