@@ -4,6 +4,8 @@ pictures with COCO ground truth; mask AP (all, small, medium, large), seconds pe
 
     flock /tmp/cpu.lock python benchmarks/tiles_benchmark.py --sizes 2000 4000     # the table (docs/TILES.md)
     flock /tmp/cpu.lock python benchmarks/tiles_benchmark.py --huge --tile 512     # 10,000 x 10,000, 2,000 objects
+    flock /tmp/cpu.lock python benchmarks/tiles_benchmark.py --sizes 2000 --methods tiles sahi \
+        --backends tensorflow,openvino-bf16                                         # each on both engines
 
 Pictures: a plain background scattered with circles, squares and triangles (the family models/shapes-r18-128
 was trained on), 10-60 px across, 60 per megapixel, a quarter of them centred on a tile seam (an edge of our
@@ -231,8 +233,9 @@ def sahi_entries(result, height: int, width: int) -> list[dict]:
     return entries
 
 
-def run_method(method: str, picture: Path, tile: int) -> dict:
-    """One method on one picture: COCO entries, seconds (the model load excluded), peak RSS."""
+def run_method(method: str, picture: Path, tile: int, backend: str = "tensorflow") -> dict:
+    """One method on one picture, the model on `backend`: COCO entries, seconds (the model load excluded), peak
+    RSS."""
     from object_detection_utils.predictor import Segmenter
     from object_detection_utils.stitching import StitchOptions, stitch
     from object_detection_utils.tiling import TileOptions
@@ -240,7 +243,7 @@ def run_method(method: str, picture: Path, tile: int) -> dict:
     image = read_image(picture, max_pixels=200_000_000)
     variants = {}
     tiles = TileOptions(size=tile, overlap=OVERLAP) if method == "tiles" else None
-    segmenter = Segmenter.load(str(MODEL), tiles=tiles)
+    segmenter = Segmenter.load(str(MODEL), tiles=tiles, backend=backend)
     segmenter.model.warm_up((128, 128))
     start = time.perf_counter()
     if method == "sahi":
@@ -275,8 +278,8 @@ def run_method(method: str, picture: Path, tile: int) -> dict:
     }
 
 
-def run_in_child(method: str, picture: Path, tile: int, output: Path) -> dict:
-    command = [sys.executable, __file__, "--child", method, str(picture), str(tile), str(output)]
+def run_in_child(method: str, picture: Path, tile: int, output: Path, backend: str) -> dict:
+    command = [sys.executable, __file__, "--child", method, str(picture), str(tile), str(output), backend]
     subprocess.run(command, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
     return read_json(output)
 
@@ -344,11 +347,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--huge", action="store_true", help="one 10,000 x 10,000 picture of 2,000 small objects")
     parser.add_argument("--work", type=Path, default=Path("/tmp/tiles_benchmark"), help="pictures and results")
     parser.add_argument("--reuse", action="store_true", help="score the results of an earlier run again")
-    parser.add_argument("--child", nargs=4, metavar=("METHOD", "PICTURE", "TILE", "OUTPUT"), help=argparse.SUPPRESS)
+    parser.add_argument("--backends", default="tensorflow", help="comma-separated back ends every method runs on, "
+                        "SAHI wrapping the same loaded model (default: %(default)s; e.g. tensorflow,openvino-bf16)")
+    parser.add_argument("--child", nargs=5, metavar=("METHOD", "PICTURE", "TILE", "OUTPUT", "BACKEND"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        method, picture, tile, output = args.child
-        Path(output).write_text(json.dumps(run_method(method, Path(picture), int(tile))))
+        method, picture, tile, output, backend = args.child
+        Path(output).write_text(json.dumps(run_method(method, Path(picture), int(tile), backend)))
         return 0
     sizes, per_megapixel = ([10_000], 20) if args.huge else (args.sizes, SMALL_PER_MEGAPIXEL)
     folder = args.work / ("huge" if args.huge else "_".join(map(str, sizes)))
@@ -357,15 +363,17 @@ def main(argv: list[str] | None = None) -> int:
         write_dataset(folder, sizes, args.tile, per_megapixel)
     ground_truth = load_ground_truth(annotations)
     rows = []
-    for method in args.methods:
+    backends = args.backends.split(",")
+    for method, backend in [(m, b) for b in backends for m in args.methods]:
+        label = method if backends == ["tensorflow"] else f"{method} on {backend}"
         entries, seconds, rss, megapixels = [], 0.0, 0.0, 0.0
         variants: dict[str, list[dict]] = {}
         for image in ground_truth.dataset["images"]:
-            output = folder / f"{method}_{args.tile}_{image['id']}.json"
+            output = folder / f"{method}_{args.tile}_{image['id']}{'' if backend == 'tensorflow' else '_' + backend}.json"
             if args.reuse and output.is_file():
                 out = read_json(output)
             else:
-                out = run_in_child(method, folder / image["file_name"], args.tile, output)
+                out = run_in_child(method, folder / image["file_name"], args.tile, output, backend)
             entries += [{**entry, "image_id": image["id"]} for entry in out["entries"]]
             for name, found in out.get("variants", {}).items():
                 variants.setdefault(name, []).extend({**entry, "image_id": image["id"]} for entry in found)
@@ -373,11 +381,12 @@ def main(argv: list[str] | None = None) -> int:
             rss = max(rss, out["max_rss_mb"])
             megapixels += image["height"] * image["width"] / 1e6
             print(
-                f"{method} {image['file_name']}: {len(out['entries'])} instances in {out['seconds']:.1f}s, "
+                f"{label} {image['file_name']}: {len(out['entries'])} instances in {out['seconds']:.1f}s, "
                 f"peak RSS {out['max_rss_mb']:.0f} MB",
                 file=sys.stderr,
             )
-        for name, listed in {method: entries, **variants}.items():
+        named = {label: entries, **{k if label == method else f"{k} on {backend}": v for k, v in variants.items()}}
+        for name, listed in named.items():
             metrics = mask_metrics(ground_truth, listed)
             whole, found = seams_whole(ground_truth, listed)
             rows.append((name, metrics, seconds / megapixels, rss, whole, found, len(listed)))

@@ -94,20 +94,27 @@ def draw_detections(
     for i in range(len(detections)):
         color = colors[i].tolist()
         x1, y1, x2, y2 = np.round(detections.boxes[i]).astype(int).tolist()
-        if boxes:
-            cv2.rectangle(canvas, (x1, y1), (max(x1, x2 - 1), max(y1, y2 - 1)), color, thickness)
+        if boxes:  # no thicker than a tenth of the object: small objects in large pictures stay visible
+            line = max(1, min(thickness, round(min(x2 - x1, y2 - y1) / 10)))
+            cv2.rectangle(canvas, (x1, y1), (max(x1, x2 - 1), max(y1, y2 - 1)), color, line)
         if labels:
             text = label_text(detections.class_names[i], float(detections.scores[i]))
             if TRACK_ID in detections.data:
                 text = f"#{int(detections.data[TRACK_ID][i])} {text}"
-            _draw_label(canvas, text, (x1, y1), color)
+            _draw_label(canvas, text, (x1, y1), color, object_width=x2 - x1)
     return canvas
 
 
-def _draw_label(canvas: np.ndarray, text: str, corner: tuple[int, int], color: list[int]) -> None:
-    """A filled caption box just above `corner` (inside the picture), text in black or white for contrast."""
+def _draw_label(canvas: np.ndarray, text: str, corner: tuple[int, int], color: list[int],
+                object_width: int | None = None) -> None:
+    """A filled caption box just above `corner` (inside the picture), text in black or white for contrast. The
+    text grows with the picture, but with `object_width` no wider than 2.5 objects (down to a smallest readable
+    size): in a large picture of small objects, picture-sized captions would hide them all."""
     height, width = canvas.shape[:2]
     scale = max(0.35, min(height, width) / 900)
+    if object_width is not None:
+        unit_width = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 1.0, 1)[0][0]
+        scale = max(0.35, min(scale, 2.5 * object_width / max(unit_width, 1)))
     weight = max(1, round(scale * 1.5))
     (text_w, text_h), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, weight)
     x = min(max(corner[0], 0), max(width - text_w - 2, 0))

@@ -51,6 +51,32 @@ def test_boxes_outlines_and_labels_change_only_their_pixels():
     assert (with_labels[:10] != plain[:10]).any()  # the caption sits above the first box
 
 
+def test_captions_and_boxes_of_small_objects_in_a_large_picture_stay_their_size():
+    """A 2000 px picture (tiles): a 20 px object's caption is the smallest readable one, not picture-sized, and its
+    box line thin; a 1000 px object's caption still grows with the picture."""
+    size = 2000
+    masks = np.zeros((2, size, size), bool)
+    masks[0, 1000:1020, 1000:1020] = True
+    masks[1, 100:900, 100:1100] = True
+    detections = Detections(boxes=np.array([[1000, 1000, 1020, 1020], [100, 100, 1100, 900]], np.float32),
+                            class_ids=np.array([1, 1], np.int32), class_names=("triangle", "triangle"),
+                            scores=np.array([1.0, 1.0], np.float32), masks=masks, image_size=(size, size))
+    image = np.zeros((size, size, 3), np.uint8)
+    plain = draw_detections(image, detections, boxes=False, outlines=False, labels=False)
+
+    def changed(drawn, rows, columns):  # the bounding box of the pixels drawing changed there
+        ys, xs = np.nonzero((drawn[rows, columns] != plain[rows, columns]).any(axis=2))
+        return ys.max() - ys.min() + 1, xs.max() - xs.min() + 1
+
+    labelled = draw_detections(image, detections, boxes=False, outlines=False)
+    small_high, small_wide = changed(labelled, slice(900, 1000), slice(1000, 1500))
+    assert small_high <= 16 and small_wide <= 110  # "triangle 100%" at 0.35, not at 2.2 (500 px wide)
+    large_high, large_wide = changed(labelled, slice(0, 100), slice(100, 1500))
+    assert large_high >= 50 and large_wide >= 400
+    boxed = draw_detections(image, detections, outlines=False, labels=False)
+    assert (boxed[1000:1020, 1000:1020] != plain[1000:1020, 1000:1020]).any(axis=2)[10, :].sum() == 2 * 2  # 2 px
+
+
 def test_empty_detections_return_an_unchanged_copy():
     image = np.random.default_rng(0).integers(0, 255, (30, 40, 3), dtype=np.uint8)
     drawn = draw_detections(image, Detections.empty((30, 40)))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from .openvino_engine import glue_choice
 
 KEY_FILE = "key.json"
 CONVERSION_TIMEOUT_S = 1800
+log = logging.getLogger("object_detection_utils.models.backends")
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,10 @@ def convert(source: Path, kind: str, model_files: list[Path], precision: str, ve
     with file_lock(cache_dir() / "locks" / f"openvino-{name}.lock"):
         if gate_file.is_file():
             return Conversion(entry, kind, precision, json.loads(gate_file.read_text(encoding="utf-8")), False)
+        # Once per model and precision, but long enough (int8: minutes) that a user should know why nothing shows.
+        log.warning("back end: converting %s to OpenVINO %s and judging it against TensorFlow, once (%s; cached in "
+                    "%s)", source.name, precision, "int8 calibrates for several minutes" if precision == "int8"
+                    else "a few seconds to a minute", entry)
         with atomic_directory(entry) as staging:
             (staging / KEY_FILE).write_text(json.dumps(key, indent=2), encoding="utf-8")
             _run_child(source, kind, precision, staging, calibration)
