@@ -53,6 +53,48 @@ def test_agreement_is_one_for_the_same_detections_and_drops_with_each_one_missed
     assert lower.passed and lower.agreement_mask_ap == 1.0
 
 
+def _validation_set(folder: Path, pictures: list[Detections]) -> list[str]:
+    """`folder/images/` file names and `folder/annotations.json` labelling each picture with `pictures`' masks (RLE,
+    as pycocotools encodes them), the layout write_shapes_dataset writes."""
+    import json
+
+    from pycocotools import mask as mask_utils
+
+    names = [f"picture_{i:02d}.png" for i in range(len(pictures))]
+    images, annotations = [], []
+    for image_id, (name, found) in enumerate(zip(names, pictures), start=7):  # ids not in file order
+        images.append({"id": image_id, "file_name": name, "height": 40, "width": 100})
+        for i in range(len(found)):
+            rle = mask_utils.encode(np.asfortranarray(found.masks[i].astype(np.uint8)))
+            x0, y0, x1, y1 = found.boxes[i].tolist()
+            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": int(found.class_ids[i]),
+                                "segmentation": {"size": rle["size"], "counts": rle["counts"].decode()},
+                                "area": int(found.masks[i].sum()), "bbox": [x0, y0, x1 - x0, y1 - y0], "iscrowd": 0})
+    (folder / "images").mkdir()
+    (folder / "annotations.json").write_text(json.dumps({
+        "images": images, "annotations": annotations, "categories": [{"id": 1, "name": "1"}, {"id": 2, "name": "2"}]}))
+    return names
+
+
+def test_labelled_ap_where_the_pictures_are_a_validation_set(tmp_path):
+    reference = [_picture([1, 2], [0.9, 0.8]) for _ in range(10)]
+    names = _validation_set(tmp_path, reference)
+    labels = acceptance.validation_labels(tmp_path / "images", ["extra.png", *names])  # labels beside the folder
+    assert labels.image_ids == [None, *range(7, 17)] and labels.source == tmp_path / "annotations.json"
+    assert acceptance.validation_labels(tmp_path / "images", ["other.png"]) is None  # names none of the pictures
+    assert acceptance.validation_labels(tmp_path / "other" / "images", names) is None  # no labels there
+    labels = acceptance.validation_labels(tmp_path / "images", names)
+    same = acceptance.judge(reference, reference, labels=labels)
+    assert same.passed and same.labelled_mask_ap == same.reference_labelled_mask_ap == 1.0
+    assert same.reason.endswith("; labelled mask AP 1.0000 against f32's 1.0000 on 10 labelled pictures "
+                                "(annotations.json): within 0.005 (loss +0.0000)")
+    # one instance missed: agreement still passes at 0.9, but 0.0495 of labelled mask AP is lost
+    missed = acceptance.judge(reference, [reference[0][[1]], *reference[1:]], min_agreement=0.9, labels=labels)
+    assert not missed.passed and missed.agreement_mask_ap > 0.9 and missed.labelled_pictures == 10
+    assert missed.labelled_mask_ap == pytest.approx((91 / 101 + 1.0) / 2)
+    assert missed.reason.endswith("not within 0.005 (loss +0.0495)")
+
+
 def test_too_few_instances_cannot_be_judged_by_accuracy():
     reference = [_picture([1, 2], [0.9, 0.2]) for _ in range(5)]  # 5 instances score 0.3 or more
     verdict = acceptance.judge(reference, reference)

@@ -12,16 +12,23 @@ order, and falls as it misses, adds or reshapes them.
 
 With fewer reference instances (a model with random weights finds nothing) accuracy cannot be judged and the
 caller falls back to the precision's parity tolerance (gate.TOLERANCES).
+
+Where the pictures come with labels (a `--calibration` folder that is a validation set: `validation_labels`),
+the candidate must also keep its labelled mask AP within MAX_LABELLED_LOSS of the f32 model's on them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from pycocotools.coco import COCO
 
 from ...coco_format import detections_to_coco
 from ...detections import Detections
-from ...evaluation import coco_metrics, ground_truth_from_dict
+from ...errors import EvaluationError
+from ...evaluation import coco_metrics, ground_truth_from_dict, load_ground_truth
 from ...label_map import LabelMap
 from ...model_contract import RawOutputs
 from ...postprocess import detections_from_outputs
@@ -33,6 +40,8 @@ RESULT_MIN_SCORE = 0.05  # candidates ranked down to here, so one that slips und
 # disagreement ~ 6x the 0.005 held-out loss allowed: agreement is the stricter of the two measures.
 MIN_AGREEMENT = 0.97
 MIN_INSTANCES = 20
+MAX_LABELLED_LOSS = 0.005  # labelled mask AP a reduced precision may lose against f32 (issue 22's bound)
+LABELS_FILE = "annotations.json"  # a validation set's COCO labels, in the pictures' folder or beside it
 
 
 @dataclass(frozen=True)
@@ -45,9 +54,48 @@ class Acceptance:
     agreement_box_ap: float | None
     pictures: int
     reference_instances: int
+    labelled_mask_ap: float | None = None  # on the labelled pictures, where the pictures have labels
+    reference_labelled_mask_ap: float | None = None  # the f32 model's there
+    labelled_pictures: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Labels:
+    """A validation set's labels for the acceptance pictures: its COCO ground truth and, per picture, its image id
+    there (None for a picture it does not label)."""
+
+    ground_truth: COCO
+    image_ids: list[int | None]
+    source: Path
+
+
+def validation_labels(folder: Path, file_names: Sequence[str]) -> Labels | None:
+    """The COCO labels of the pictures `file_names` in `folder`: `folder/annotations.json`, else the one beside
+    the folder (`write_shapes_dataset`'s layout: `images/` and `annotations.json`); None when neither names any of
+    them."""
+    for candidate in (folder / LABELS_FILE, folder.parent / LABELS_FILE):
+        if not candidate.is_file():
+            continue
+        try:
+            ground_truth = load_ground_truth(candidate)
+        except EvaluationError:
+            continue
+        by_name = {Path(image["file_name"]).name: image["id"] for image in ground_truth.dataset["images"]}
+        image_ids = [by_name.get(Path(name).name) for name in file_names]
+        if any(i is not None for i in image_ids):
+            return Labels(ground_truth, image_ids, candidate)
+    return None
+
+
+def labelled_mask_ap(labels: Labels, detections: Sequence[Detections]) -> float | None:
+    """COCO mask AP of `detections` (one per acceptance picture) against the labels, on the labelled pictures."""
+    entries = [entry for image_id, found in zip(labels.image_ids, detections) if image_id is not None
+               for entry in detections_to_coco(found, image_id)]
+    ids = [image_id for image_id in labels.image_ids if image_id is not None]
+    return coco_metrics(labels.ground_truth, entries, "segm", image_ids=ids)["summary"]["AP"]
 
 
 def agreement(reference: Sequence[Detections], candidate: Sequence[Detections]) -> tuple[float | None, float | None]:
@@ -82,9 +130,11 @@ def entries_agreement(
 
 
 def judge(
-    reference: Sequence[Detections], candidate: Sequence[Detections], min_agreement: float = MIN_AGREEMENT
+    reference: Sequence[Detections], candidate: Sequence[Detections], min_agreement: float = MIN_AGREEMENT,
+    labels: Labels | None = None,
 ) -> Acceptance:
-    """Accept `candidate` when its agreement mask AP with `reference` is at least `min_agreement`."""
+    """Accept `candidate` when its agreement mask AP with `reference` is at least `min_agreement` and, with
+    `labels`, its labelled mask AP is within MAX_LABELLED_LOSS of `reference`'s."""
     instances = sum(int((d.scores >= REFERENCE_MIN_SCORE).sum()) for d in reference)
     mask_ap, box_ap = agreement(reference, candidate)
     if instances < MIN_INSTANCES or mask_ap is None:
@@ -102,7 +152,20 @@ def judge(
         f"agreement mask AP {mask_ap:.4f} {relation} {min_agreement:g} with f32 on {len(reference)} pictures "
         f"({instances} instances)"
     )
-    return Acceptance(passed, reason, mask_ap, box_ap, len(reference), instances)
+    if labels is None:
+        return Acceptance(passed, reason, mask_ap, box_ap, len(reference), instances)
+    found, expected = labelled_mask_ap(labels, candidate), labelled_mask_ap(labels, reference)
+    count = sum(i is not None for i in labels.image_ids)
+    kept = found is not None and expected is not None and found >= expected - MAX_LABELLED_LOSS
+    loss = None if found is None or expected is None else expected - found
+    reason += (f"; labelled mask AP {_figure(found)} against f32's {_figure(expected)} on {count} labelled pictures "
+               f"({labels.source.name}): {'within' if kept else 'not within'} {MAX_LABELLED_LOSS:g}"
+               + ("" if loss is None else f" (loss {loss:+.4f})"))
+    return Acceptance(passed and kept, reason, mask_ap, box_ap, len(reference), instances, found, expected, count)
+
+
+def _figure(value: float | None) -> str:
+    return "undefined" if value is None else f"{value:.4f}"
 
 
 def detections_of(outputs: RawOutputs, image_size: tuple[int, int]) -> Detections:

@@ -44,6 +44,14 @@ def gate_pictures(kind: str) -> list[np.ndarray]:
     return pictures
 
 
+def calibration_files(calibration: Path) -> list[Path]:
+    """The pictures of a `--calibration` folder the acceptance uses, in order."""
+    from ...io.images import IMAGE_SUFFIXES
+
+    files = sorted(p for p in calibration.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    return files[:MAX_CALIBRATION_PICTURES]
+
+
 def acceptance_pictures(source: Path, kind: str, calibration: Path | None,
                         count: int = ACCEPTANCE_PICTURES) -> list[np.ndarray]:
     """The pictures a reduced precision is judged (and int8 calibrated) on: every picture in `calibration` when
@@ -53,8 +61,7 @@ def acceptance_pictures(source: Path, kind: str, calibration: Path | None,
     from ...shapes import random_shapes_picture
 
     if calibration is not None:
-        files = sorted(p for p in calibration.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        return [read_image(p) for p in files[:MAX_CALIBRATION_PICTURES]]
+        return [read_image(p) for p in calibration_files(calibration)]
     folder = source / "examples" if source.is_dir() else None
     examples = sorted(folder.iterdir()) if folder is not None and folder.is_dir() else []
     pictures = [read_image(p) for p in examples if p.suffix.lower() in IMAGE_SUFFIXES][:count]
@@ -72,7 +79,7 @@ def convert_and_gate(source: Path, kind: str, precision: str, out: Path, calibra
     """Convert; gate f32 against the same model in TensorFlow, or judge a reduced precision by accuracy; time
     it against TensorFlow. The `gate.json` contents."""
     from ..loading import load_local_model
-    from .acceptance import MIN_INSTANCES, judge
+    from .acceptance import MIN_INSTANCES, judge, validation_labels
     from .gate import TOLERANCES, relative_error, run_gate
     from .openvino_engine import ExportRunner, WholeRunner, convert_export, convert_whole
 
@@ -110,7 +117,9 @@ def convert_and_gate(source: Path, kind: str, precision: str, out: Path, calibra
     found, timing = side_by_side(reference.predict_batch, candidate, pictures)
     result: dict = {}
     if precision != "f32":
-        verdict = judge(*found)
+        labels = (None if calibration is None else
+                  validation_labels(calibration, [p.name for p in calibration_files(calibration)]))
+        verdict = judge(*found, labels=labels)
         result = {"passed": verdict.passed, "reason": verdict.reason, "acceptance": verdict.to_dict()}
     if precision == "f32" or (verdict.reference_instances < MIN_INSTANCES and precision in TOLERANCES):
         # f32's parity gate; a reduced precision that finds too little to be judged by accuracy falls back to
