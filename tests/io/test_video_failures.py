@@ -204,7 +204,9 @@ def test_a_read_blocked_in_the_capture_is_abandoned_after_the_stall_timeout(mjpe
 
 def test_ctrl_c_during_every_frame_leaves_a_playable_video_of_the_frames_done(tmp_path, tiny_frozen_dir, repo_root,
                                                                             read_video):
-    total = 3000
+    # Long enough (about 25 s at the tiny model's 600 frames/s) that the Ctrl+C lands mid-run even when this
+    # process gets no CPU for seconds on a loaded machine (once, the run ended before it came); 0.5 s to write.
+    total = 15000
     clip = make_video(tmp_path / "clip.avi", total)
     out, lines = tmp_path / "out" / "segmented.mp4", tmp_path / "out" / "segmented.jsonl"
     child = subprocess.Popen(

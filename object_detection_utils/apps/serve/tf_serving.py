@@ -40,7 +40,7 @@ class PredictRequest:
 
 def input_name(model: LoadedModel) -> str:
     """The signature's input name: `input_tensor` for a TF2 zoo export, `inputs` (image_tensor) otherwise."""
-    return "inputs" if model.batched else "input_tensor"
+    return "inputs" if model.kind == "frozen_graph" else "input_tensor"
 
 
 def parse_predict(body: Any, input_name: str) -> PredictRequest:
@@ -173,7 +173,7 @@ def model_metadata(name: str, model: LoadedModel) -> dict[str, Any]:
         return {"dtype": dtype, "tensor_shape": {"dim": [{"size": str(d), "name": ""} for d in dims],
                                                  "unknown_rank": False}, "name": f"{tensor}:0"}
 
-    image_input = FROZEN_INPUT if model.batched else "serving_default_input_tensor"
+    image_input = FROZEN_INPUT if model.kind == "frozen_graph" else "serving_default_input_tensor"
     outputs = {
         "detection_boxes": info("detection_boxes", "DT_FLOAT", [batch, MAX_DETECTIONS, 4]),
         "detection_scores": info("detection_scores", "DT_FLOAT", [batch, MAX_DETECTIONS]),
