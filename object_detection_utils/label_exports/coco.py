@@ -24,9 +24,9 @@ def write_coco(folder: Path, pictures: Iterable[LabelledPicture], categories: li
         height, width = detections.image_size
         images.append({"id": image_id, "file_name": picture.name, "width": width, "height": height})
         polygons = instance_polygons(detections, options.tolerance) \
-            if options.shapes == "polygons" or detections.masks is None else None
+            if options.shapes == "polygons" or detections.box_masks is None else None
         for i, (instance, area) in enumerate(zip(detections, detections.areas)):
-            if detections.masks is not None and not area:
+            if detections.box_masks is not None and not area:
                 continue  # no pixel over the mask threshold: nothing to correct (every format leaves it out)
             x1, y1, x2, y2 = (float(v) for v in instance.box)
             if polygons is not None:

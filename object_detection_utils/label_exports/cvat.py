@@ -46,7 +46,7 @@ def _image(index: int, picture: LabelledPicture, options: ExportOptions) -> str:
     detections = picture.detections
     height, width = detections.image_size
     polygons = instance_polygons(detections, options.tolerance) \
-        if options.shapes == "polygons" or detections.masks is None else None
+        if options.shapes == "polygons" or detections.box_masks is None else None
     lines = [f"  <image id=\"{index}\" name={quoteattr(picture.name)} width=\"{width}\" height=\"{height}\">"]
     for i, instance in enumerate(detections):
         label = quoteattr(instance.class_name)

@@ -57,7 +57,7 @@ def prediction(detections: Detections, options: ExportOptions) -> dict[str, Any]
     """One Label Studio prediction of a picture's detections: what a task's `predictions` and `/predict` hold."""
     height, width = detections.image_size
     polygons = instance_polygons(detections, options.tolerance) if options.shapes == "polygons" \
-        or detections.masks is None else None
+        or detections.box_masks is None else None
     results = []
     for i, instance in enumerate(detections):
         if polygons is not None:

@@ -29,7 +29,7 @@ def labelme_document(picture: LabelledPicture, json_path: Path, options: ExportO
     detections = picture.detections
     height, width = detections.image_size
     polygons = instance_polygons(detections, options.tolerance) \
-        if options.shapes == "polygons" or detections.masks is None else None
+        if options.shapes == "polygons" or detections.box_masks is None else None
     shapes: list[dict[str, Any]] = []
     for i, instance in enumerate(detections):
         common = {"description": "", "flags": {}, "score": round(instance.score, 5)}
