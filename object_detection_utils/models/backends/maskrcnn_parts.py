@@ -95,7 +95,6 @@ class MaskRcnnParts:
         rpn_box_specs = [tf.TensorSpec([batch, *grid, 4 * per_place], tf.float32) for grid in grids]
         proposals = self.config.roi_generator.test_num_proposals
         crop = self.config.roi_aligner.crop_size
-        detections = self.config.detection_generator.max_num_detections
         box_crops = tf.TensorSpec([batch, proposals, crop, crop, channels], tf.float32)
         # The mask head takes detections along the batch axis, one per row: only the real ones need a mask.
         mask_crops = tf.TensorSpec([None, 1, crop * 2, crop * 2, channels], tf.float32)

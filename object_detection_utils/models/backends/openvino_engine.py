@@ -117,7 +117,7 @@ class ExportRunner:
     def __init__(self, entry: Path, precision: str) -> None:
         tf = import_tensorflow()  # imported quietly, as for the TensorFlow back end
         ov = import_openvino()
-        self.entry, self.core, self.config = entry, ov.Core(), compile_config(precision)
+        self.core, self.config = ov.Core(), compile_config(precision)
         meta = json.loads((entry / META_FILE).read_text(encoding="utf-8"))
         self.levels, self.batched = tuple(meta["levels"]), bool(meta.get("batched"))
         self.models = {name: self.core.read_model(str(entry / f"{name}.xml")) for name in HEAVY_PARTS}
