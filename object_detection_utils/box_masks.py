@@ -11,7 +11,7 @@ only on request (`to_dense`, `dense`), and COCO RLE is written straight from the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -69,6 +69,17 @@ class BoxMasks:
         if masks.ndim != 3:
             raise ValueError(f"expected (N, H, W) masks, got shape {masks.shape}")
         return cls(list(masks), np.zeros((len(masks), 2), np.int64), masks.shape[1:])
+
+    @classmethod
+    def from_each(cls, masks: Iterable[np.ndarray], image_size: tuple[int, int]) -> BoxMasks:
+        """Compact masks from (H, W) bool full-picture masks given one at a time: only one is held at once (a
+        picture's 2,000 masks decoded from RLE need not all exist together)."""
+        crops, offsets = [], []
+        for mask in masks:
+            crop, y, x = _tight(np.asarray(mask, bool), 0, 0)
+            crops.append(crop.copy())  # a copy: a view would keep the whole picture's mask alive
+            offsets.append((y, x))
+        return cls(crops, np.asarray(offsets, np.int64).reshape(-1, 2), image_size)
 
     @classmethod
     def empty(cls, image_size: tuple[int, int]) -> BoxMasks:

@@ -135,3 +135,6 @@ def test_box_masks_round_trip_and_write_coco_rle_from_the_crops():
     assert compact.offsets.tolist() == [[1, 2], [0, 0], [0, 8]] and compact.areas().tolist() == [8, 0, 7]
     np.testing.assert_array_equal(compact.to_dense(), dense)
     assert [compact.rle(i) for i in range(3)] == [encode_mask(mask) for mask in dense]
+    # one at a time (a journal's RLEs decoded for a label export): the same crops, none holding on to a whole mask
+    each = BoxMasks.from_each((mask.copy() for mask in dense), size)
+    assert each.equals(compact) and all(crop.base is None or crop.base.nbytes == crop.nbytes for crop in each.crops)

@@ -52,3 +52,22 @@ def test_a_bad_format_or_folder_is_one_line_and_exit_2(args, message, pictures, 
             "--export-labels", *(a.format(tmp=tmp_path) for a in args)]
     assert run_main(folder.main, argv) == 2
     assert capsys.readouterr().err.splitlines() == [message.format(tmp=tmp_path)]
+
+
+def test_the_journal_records_come_back_as_compact_masks():
+    """The export reads each picture's detections back from the run's journal: decoded one mask at a time into
+    box-local crops (a tiled 10,000 px picture of 2,000 instances would be 200 GB of full-picture masks)."""
+    from object_detection_utils.apps.batch.run_files import record_detections
+    from object_detection_utils.coco_format import encode_mask
+    from object_detection_utils.label_map import LabelMap
+
+    masks = np.zeros((2, 40, 50), bool)
+    masks[0, 5:9, 10:20] = True
+    masks[1, 30:40, 0:3] = True
+    entries = [{"category_id": c, "score": s, "bbox": b, "segmentation": encode_mask(m)}
+               for c, s, b, m in zip((1, 2), (0.9, 0.6), ([10, 5, 10, 4], [0, 30, 3, 10]), masks)]
+    found = record_detections({"coco": entries, "height": 40, "width": 50}, LabelMap({1: "a", 2: "b"}))
+    assert [crop.shape for crop in found.box_masks.crops] == [(4, 10), (10, 3)]
+    assert "_dense_masks" not in found.__dict__  # no full-picture array was made
+    np.testing.assert_array_equal(found.masks, masks)
+    assert found.class_names == ("a", "b") and found.boxes.tolist() == [[10, 5, 20, 9], [0, 30, 3, 40]]

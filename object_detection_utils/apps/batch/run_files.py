@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ...box_masks import BoxMasks
 from ...coco_format import coco_image_ids, decode_mask
 from ...detections import Detections
 from ...io.atomic import atomic_file
@@ -105,6 +106,6 @@ def record_detections(record: dict[str, Any], label_map: LabelMap) -> Detections
         class_ids=np.array([e["category_id"] for e in entries], np.int32),
         class_names=tuple(label_map.name(e["category_id"]) for e in entries),
         scores=np.array([e["score"] for e in entries], np.float32),
-        masks=np.array([decode_mask(e["segmentation"]) for e in entries], bool).reshape(-1, *size)
-        if with_masks else None,
+        # decoded one at a time into compact masks: never all of a large picture's full-size masks at once
+        masks=BoxMasks.from_each((decode_mask(e["segmentation"]) for e in entries), size) if with_masks else None,
         image_size=size)
