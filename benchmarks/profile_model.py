@@ -94,7 +94,7 @@ def profile_parts(folder: Path, image: np.ndarray, repeat: int, overrides: dict)
     """(part, ms, FLOPs) for each part of our export at `folder`."""
     import tensorflow as tf
 
-    from object_detection_utils.models.backends.maskrcnn_parts import MaskRcnnParts
+    from object_detection_utils.models.maskrcnn_parts import MaskRcnnParts
 
     parts = MaskRcnnParts.from_export(folder, overrides)
     model, config = parts.model, parts.config

@@ -10,7 +10,7 @@ Per model, three groups, each with its own default (the first row, what `load_mo
     onednn    TF_ENABLE_ONEDNN_OPTS=0 (oneDNN off); oneDNN's bf16 auto mixed precision (grappler's
               auto_mixed_precision_onednn_bfloat16) where the CPU has native bf16
     xla       jit_compile=True on the convolutional part (backbone + FPN + RPN head) and on the box head, on our
-              exports taken apart (models/backends/maskrcnn_parts.py; the default row runs the same steps
+              exports taken apart (models/maskrcnn_parts.py; the default row runs the same steps
               without XLA)
 
 Threads and oneDNN are fixed when TensorFlow starts, so each variant of those groups is a child process of this
@@ -103,7 +103,7 @@ def xla_variants(model: str, images: list) -> tuple[list, dict]:
     import tensorflow as tf
 
     from object_detection_utils.models.backends.gate import relative_error
-    from object_detection_utils.models.backends.maskrcnn_parts import MaskRcnnParts, run_steps
+    from object_detection_utils.models.maskrcnn_parts import MaskRcnnParts, run_steps
 
     parts = MaskRcnnParts.from_export(model)
     steps = parts.functions()

@@ -90,8 +90,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
     commands.add_parser("checkpoints", help="the published Model Garden checkpoints --init-checkpoint takes by name")
 
-    export = commands.add_parser("export", help="export the latest checkpoint of a training folder")
-    export.add_argument("--model-dir", type=Path, required=True)
+    export = commands.add_parser("export", help="export the latest checkpoint of a training folder, or an export "
+                                                 "again as this version writes them")
+    export_source = export.add_mutually_exclusive_group(required=True)
+    export_source.add_argument("--model-dir", type=Path, help="training folder")
+    export_source.add_argument("--from-export", type=Path, metavar="EXPORT",
+                               help="one of our exports, written before its TensorFlow steps were (masks only "
+                                    "where kept on TensorFlow); its model card comes along")
     export.add_argument("--output", type=Path, required=True, help="exported model folder")
 
     evaluate = commands.add_parser("evaluate", help="mask and box AP of a model on COCO-annotated pictures")
@@ -160,6 +165,12 @@ def main(argv: list[str] | None = None) -> int:
         export_random_model(args.output, args.backbone, args.input_size, test_proposals=args.test_proposals,
                             nms=args.nms, mask_detections=args.mask_detections)
         print(f"random-weights {args.backbone} Mask R-CNN at {args.input_size}px exported to {args.output}")
+        return 0
+    if args.command == "export" and args.from_export is not None:
+        from ..training.pipeline import export_again
+
+        export_again(args.from_export, args.output)
+        print(f"exported {args.from_export} again to {args.output}")
         return 0
     if args.command == "export":
         from ..training.pipeline import export_training_run

@@ -23,6 +23,7 @@ from ..model_contract import (
     RawOutputs,
 )
 from .dispatch import describe_model
+from .maskrcnn_parts import SavedStepsRunner, saved_steps
 from .tensorflow_runtime import import_tensorflow
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,9 @@ def load_local_model(
         elif described.kind == "frozen_graph":
             (run, has_masks), backend, batched = _load_frozen_graph(described.target), "tensorflow", True
         else:
-            (run, has_masks, batched), backend = _load_saved_model(described.target), "tensorflow"
+            own = _load_saved_model(described.target)
+            run, has_masks, backend, batched = own.run, own.has_masks, own.backend, own.batched
+            masks_where_kept = own.masks_where_kept
     model = LoadedModel(
         name=described.name,
         source=described.source,
@@ -146,8 +149,9 @@ def _load_frozen_graph(path: Path) -> tuple[Callable[[np.ndarray], RawOutputs], 
     return run, MASK_OUTPUT in outputs
 
 
-def _load_saved_model(folder: Path) -> tuple[Callable[[np.ndarray], RawOutputs], bool, bool]:
-    """The signature's runner, whether it has masks, and whether it takes several pictures per call."""
+def _load_saved_model(folder: Path) -> EngineRun:
+    """The SavedModel's runner on TensorFlow: the steps an export of ours carries (masks only where kept), else
+    its signature."""
     tf = import_tensorflow()
     try:
         loaded = tf.saved_model.load(str(folder))
@@ -166,6 +170,9 @@ def _load_saved_model(folder: Path) -> tuple[Callable[[np.ndarray], RawOutputs],
         raise ModelLoadError(f"{folder}: not a detection model (missing outputs: {', '.join(missing)})")
     wanted = [*REQUIRED_OUTPUTS, *([MASK_OUTPUT] if MASK_OUTPUT in output_names else [])]
     fixed_batch = input_spec.shape.rank is not None and input_spec.shape[0] == 1
+    steps = saved_steps(loaded)
+    if steps is not None:
+        return EngineRun(SavedStepsRunner(steps, loaded), True, "tensorflow", masks_where_kept=True)
 
     def run(images: np.ndarray) -> RawOutputs:
         if fixed_batch and len(images) != 1:  # TF2 zoo signatures take one picture at a time
@@ -176,4 +183,4 @@ def _load_saved_model(folder: Path) -> tuple[Callable[[np.ndarray], RawOutputs],
 
     # keep `loaded` alive for as long as the signature is used
     run.saved_model = loaded  # type: ignore[attr-defined]
-    return run, MASK_OUTPUT in wanted, not fixed_batch
+    return EngineRun(run, MASK_OUTPUT in wanted, "tensorflow", batched=not fixed_batch)

@@ -10,6 +10,8 @@ Here the conversion happens inside the signature, so every consumer sees the zoo
         detection_masks   float32 [1, N, 28, 28]  box-relative soft masks
         num_detections    float32 [1]
 
+Beside the signature the SavedModel carries the model's steps for one picture (`steps`, models/maskrcnn_parts.py),
+which the TensorFlow back end runs in its place: the same outputs, with masks only for the detections a reader keeps.
 The folder holds `saved_model/`, `label_map.pbtxt` and the training options, like a TF2 zoo download.
 """
 
@@ -23,6 +25,7 @@ from ..errors import InstanceSegmentationError
 from ..io.atomic import atomic_directory, check_writable
 from ..label_map import LabelMap
 from ..models.export_options import OPTIONS_FILE, TrainOptions, experiment_config
+from ..models.maskrcnn_parts import MaskRcnnParts, steps_module
 
 LABEL_MAP_FILE = "label_map.pbtxt"
 
@@ -90,6 +93,7 @@ def export_saved_model(
     except OSError as error:
         raise InstanceSegmentationError(f"{output}: cannot write the export there ({error.strerror})") from None
     module = zoo_signature_module(options)
+    module.steps = steps_module(MaskRcnnParts.of_module(options, module).functions(batch=1))
     if checkpoint is not None:
         status = tf.train.Checkpoint(model=module.model).read(checkpoint)
         status.expect_partial()

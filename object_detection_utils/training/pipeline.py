@@ -10,9 +10,9 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import DatasetError, InstanceSegmentationError
-from ..io.atomic import remove_stale_temp_files, write_text_atomic
+from ..io.atomic import remove_stale_temp_files, write_bytes_atomic, write_text_atomic
 from ..label_map import LabelMap
-from ..models.export_options import TrainOptions
+from ..models.export_options import OPTIONS_FILE, TrainOptions
 from .init_checkpoint import InitSource, check_fits, restore_initial_weights
 from .tfrecords import CocoDataset, write_tfrecord
 
@@ -151,3 +151,24 @@ def export_training_run(model_dir: str | Path, export_dir: str | Path) -> str:
     summary = {"steps": checkpoint_step(checkpoint), "total_train_seconds": training_seconds(model_dir)}
     write_model_card(export_dir, model_card(export_dir.name, options, label_map, summary))
     return checkpoint
+
+
+def export_again(source: str | Path, export_dir: str | Path) -> None:
+    """Write one of our exports anew from its own weights, as this version writes exports (with the steps the
+    TensorFlow back end runs, training/export.py); its model card and example pictures come along."""
+    from ..models.maskrcnn_parts import WEIGHTS, is_our_export
+    from .export import LABEL_MAP_FILE, export_saved_model
+    from .model_card import EXAMPLES_DIR, README_FILE
+
+    source, export_dir = Path(source), Path(export_dir)
+    if not is_our_export(source):
+        raise InstanceSegmentationError(f"{source}: not one of our exports (no {OPTIONS_FILE} beside saved_model/)")
+    options = TrainOptions.load(source)
+    label_map = LabelMap.from_pbtxt(source / LABEL_MAP_FILE)
+    # read before writing: `export_dir` may be `source` itself
+    card = [path.relative_to(source) for path in [source / README_FILE, *sorted((source / EXAMPLES_DIR).glob("*"))]
+            if path.is_file()]
+    contents = {name: (source / name).read_bytes() for name in card}
+    export_saved_model(options, label_map, export_dir, str(source / WEIGHTS))
+    for name, data in contents.items():
+        write_bytes_atomic(export_dir / name, data)

@@ -362,7 +362,7 @@ def _perturbed(entry: Path, part: str, spread: float):
 def test_acceptance_accepts_bf16_on_the_trained_model_and_refuses_perturbed_weights(converted_shapes):
     from object_detection_utils.models.backends.acceptance import MIN_AGREEMENT, detections_of, judge
     from object_detection_utils.models.backends.convert_child import acceptance_pictures, side_by_side
-    from object_detection_utils.models.backends.maskrcnn_parts import BATCHED_NMS, MaskRcnnParts
+    from object_detection_utils.models.maskrcnn_parts import BATCHED_NMS, MaskRcnnParts
     from object_detection_utils.models.backends.openvino_engine import GLUE_STEPS, ExportRunner
 
     _, _, entry = converted_shapes

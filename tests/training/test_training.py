@@ -19,6 +19,7 @@ from object_detection_utils.coco_format import decode_mask
 from object_detection_utils.errors import InstanceSegmentationError
 from object_detection_utils.label_map import LabelMap
 from object_detection_utils.models.export_options import TrainOptions
+from object_detection_utils.models.maskrcnn_parts import saved_steps, step_levels
 from object_detection_utils.shapes import (
     SHAPE_CLASSES,
     random_shapes_picture,
@@ -291,7 +292,9 @@ def test_export_has_the_tf2_zoo_signature(trained):
     export = trained["export"]
     assert sorted(p.name for p in export.iterdir()) == ["README.md", "label_map.pbtxt", "saved_model",
                                                         "training_options.json"]
-    signature = tf.saved_model.load(str(export / "saved_model")).signatures["serving_default"]
+    loaded = tf.saved_model.load(str(export / "saved_model"))
+    assert saved_steps(loaded) is not None and step_levels(saved_steps(loaded)) == ("2", "3", "4", "5", "6")
+    signature = loaded.signatures["serving_default"]
     _, inputs = signature.structured_input_signature
     assert list(inputs) == ["input_tensor"]
     assert inputs["input_tensor"].dtype == tf.uint8 and inputs["input_tensor"].shape.as_list() == [1, None, None, 3]
@@ -317,6 +320,67 @@ def test_export_runs_through_our_inference_with_full_size_masks(trained):
     assert len(detections) == count
     assert detections.masks.shape == (count, 64, 100)
     assert (detections.boxes[:, [0, 2]] <= 100).all() and (detections.boxes[:, [1, 3]] <= 64).all()
+
+
+def test_tensorflow_runs_the_steps_the_export_carries_with_masks_only_where_kept(trained):
+    """The SavedModel carries the model's steps beside its signature; TensorFlow runs them: the signature's very
+    outputs, and with a minimum score the dropped detections get no mask."""
+    import tensorflow as tf
+
+    from object_detection_utils.model_contract import KeptInstances
+
+    model = load_model(trained["export"])
+    assert (model.backend, model.masks_where_kept) == ("tensorflow", True)
+    signature = model._run.saved_model.signatures["serving_default"]
+    picture = read_image(next((trained["root"] / "shapes" / "images").iterdir()))
+    expected = {name: value.numpy() for name, value in signature(input_tensor=tf.constant(picture[None])).items()}
+    count = int(expected["num_detections"][0])
+    scores = expected["detection_scores"][0, :count]
+    threshold = float(np.sort(scores)[count // 2])
+    keep = scores >= threshold
+    assert 0 < keep.sum() < count
+    every, kept_only = model.predict(picture), model.predict(picture, KeptInstances(threshold))
+    for raw in every, kept_only:
+        for name in ("detection_boxes", "detection_classes", "detection_scores", "num_detections"):
+            np.testing.assert_array_equal(raw[name], expected[name])
+    masks = expected["detection_masks"][0, :count]
+    np.testing.assert_allclose(every["detection_masks"][0, :count], masks, atol=1e-6)
+    np.testing.assert_allclose(kept_only["detection_masks"][0, :count][keep], masks[keep], atol=1e-6)
+    assert not kept_only["detection_masks"][0, :count][~keep].any()
+    # Through the library call: the kept instances' full-picture masks are those of an unfiltered run.
+    kept = run_inference_for_single_image(model, picture, min_score=threshold)
+    unfiltered = run_inference_for_single_image(model, picture, min_score=0.0)
+    assert len(kept) == keep.sum() and np.array_equal(kept.masks, unfiltered.masks[unfiltered.scores >= threshold])
+
+
+def test_an_export_from_before_the_steps_is_exported_again_with_them(trained_model_dir, tmp_path, capsys):
+    """`export --from-export`: an export written without the steps (the shared trained model) gets them, with the
+    same outputs, its model card and its examples; anything else is refused in one line."""
+    _model_garden()
+    import instance_segmentation_train
+
+    again = tmp_path / "again"
+    assert instance_segmentation_train.main(["export", "--from-export", str(trained_model_dir), "--output",
+                                             str(again)]) == 0
+    assert capsys.readouterr().out.strip() == f"exported {trained_model_dir} again to {again}"
+    before, after = load_model(trained_model_dir), load_model(again)  # before: its signature, whole
+    assert after.masks_where_kept
+    for name in ("README.md", *(f"examples/{p.name}" for p in (trained_model_dir / "examples").iterdir())):
+        assert (again / name).read_bytes() == (trained_model_dir / name).read_bytes(), name
+    assert TrainOptions.load(again) == TrainOptions.load(trained_model_dir)
+    assert dict(after.label_map) == dict(before.label_map)
+    for example in sorted((trained_model_dir / "examples").iterdir()):
+        picture = read_image(example)
+        expected, found = before.predict(picture), after.predict(picture)
+        count = int(expected["num_detections"][0])
+        assert count > 0 and found.keys() == expected.keys()
+        for name in ("detection_boxes", "detection_classes", "detection_scores", "num_detections"):
+            np.testing.assert_array_equal(found[name], expected[name])
+        np.testing.assert_allclose(found["detection_masks"][0, :count], expected["detection_masks"][0, :count],
+                                   atol=1e-6)
+
+    with pytest.raises(InstanceSegmentationError, match=f"^{tmp_path}: not one of our exports "):
+        instance_segmentation_train.main(["export", "--from-export", str(tmp_path), "--output", str(tmp_path / "x")])
 
 
 def test_export_boxes_are_normalised_to_the_input_picture(trained):

@@ -6,10 +6,10 @@
     openvino-int8   our exports' heavy parts quantized with NNCF (CPUs with VNNI), where accepted by accuracy
     auto            the fastest accepted of int8, bf16, f32 and TensorFlow on this CPU (measured once, cached)
 
-maskrcnn_parts  our exports taken apart into steps       openvino_engine  telemetry off, conversion, runners
-conversion      the cache of converted models            convert_child    conversion + gate in a child process
-gate            the f32 parity gate                      acceptance       bf16/int8 judged by agreement with f32
-int8            NNCF quantization under accuracy control race             auto's timing of the accepted engines
+openvino_engine  telemetry off, conversion, runners      conversion  the cache of converted models
+convert_child    conversion + gate in a child process    gate        the f32 parity gate
+acceptance       bf16/int8 judged by agreement with f32  int8        NNCF quantization under accuracy control
+race             auto's timing of the accepted engines   (our exports' steps: models/maskrcnn_parts.py)
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def accelerate(model: ModelDescription, backend: str, calibration: Path | None =
 
 def _conversion_source(model: ModelDescription) -> tuple[Path, str, list[Path]]:
     """What is converted: our export's folder (its parts), or the model whole."""
-    from .maskrcnn_parts import is_our_export
+    from ..maskrcnn_parts import is_our_export
 
     target = model.target
     if model.kind == "saved_model" and target.name == "saved_model" and is_our_export(target.parent):

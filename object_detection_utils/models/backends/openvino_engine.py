@@ -75,7 +75,7 @@ def convert_export(folder: Path, out: Path, precision: str = "f32"):
     parts and their TensorFlow steps (the gate's reference for the parts)."""
     import tensorflow as tf
 
-    from .maskrcnn_parts import BATCHED_NMS, MaskRcnnParts
+    from ..maskrcnn_parts import BATCHED_NMS, MaskRcnnParts, steps_module
 
     ov = import_openvino()
     glue = glue_choice(precision)
@@ -84,10 +84,7 @@ def convert_export(folder: Path, out: Path, precision: str = "f32"):
     for name in HEAVY_PARTS:
         ov.save_model(ov.convert_model(steps[name].get_concrete_function()), str(out / f"{name}.xml"),
                       compress_to_fp16=False)
-    module = tf.Module()
-    for name in GLUE_STEPS:
-        setattr(module, name, steps[name])
-    tf.saved_model.save(module, str(out / "glue"))
+    tf.saved_model.save(steps_module(steps, GLUE_STEPS), str(out / "glue"))
     meta = {"levels": list(parts.levels), "glue": glue, "batched": glue == BATCHED_GLUE}
     (out / META_FILE).write_text(json.dumps(meta), encoding="utf-8")
     return parts, steps
@@ -147,14 +144,12 @@ class ExportRunner:
                  kept: KeptInstances | None = None) -> RawOutputs:
         """The export's outputs; `parts` replace the compiled parts, and with `kept` only the detections it keeps
         get masks (maskrcnn_parts.run_steps)."""
-        from .maskrcnn_parts import run_steps
+        from ..maskrcnn_parts import one_at_a_time, run_steps
 
         parts = parts or self.part_callables()
         if self.batched:
             return run_steps(self.steps, self.levels, images, **parts, kept=kept)
-        outputs = [run_steps(self.steps, self.levels, images[i : i + 1], **parts, kept=kept)
-                   for i in range(len(images))]
-        return {name: np.concatenate([o[name] for o in outputs]) for name in outputs[0]}
+        return one_at_a_time(images, lambda image: run_steps(self.steps, self.levels, image, **parts, kept=kept))
 
 
 class WholeRunner:

@@ -15,6 +15,11 @@ the SavedModel's weights can be run step by step:
 `dense`, `box_head` and `mask_head` hold every weight and almost all arithmetic, on static shapes; the other
 steps select and gather. The profile benchmark times the steps (and backbone / FPN / RPN head apart), and the
 OpenVINO back end runs the three heavy ones in OpenVINO and the rest here.
+
+An export also carries the steps themselves, traced for one picture beside its signature (`steps` in its
+SavedModel, see training/export.py), so that the TensorFlow back end runs them without Model Garden
+(`SavedStepsRunner`): the same outputs as the signature, with masks only for the detections a reader keeps.
+Exports written before they were carried run their signature whole (`export --from-export` adds them).
 """
 
 from __future__ import annotations
@@ -25,10 +30,11 @@ from typing import Any
 
 import numpy as np
 
-from ...model_contract import MASK_OUTPUT, REQUIRED_OUTPUTS, KeptInstances
-from ..export_options import OPTIONS_FILE, TrainOptions, experiment_config
+from ..model_contract import MASK_OUTPUT, REQUIRED_OUTPUTS, KeptInstances
+from .export_options import OPTIONS_FILE, TrainOptions, experiment_config
 
 WEIGHTS = Path("saved_model") / "variables" / "variables"
+STEPS = ("preprocess", "dense", "propose", "box_head", "detect", "mask_head")
 # The test-time choices of the reduced-precision engines' glue: one combined NMS op a level for the proposals and one
 # for the detections, instead of Model Garden's per-class loops (v2) and sorted padded NMS (a while loop): 10 and 8
 # ms a 128 px picture become 3 and 3. Greedy NMS all the same, so the kept boxes are almost always the same; as the
@@ -65,6 +71,11 @@ class MaskRcnnParts:
         module = DetectionModule(params=config, batch_size=1, input_image_size=[options.input_size] * 2)
         status = tf.train.Checkpoint(model=module.model).read(str(folder / WEIGHTS))
         status.expect_partial().assert_existing_objects_matched()
+        return cls.of_module(options, module)
+
+    @classmethod
+    def of_module(cls, options: TrainOptions, module) -> MaskRcnnParts:
+        """The parts of a built DetectionModule of `options` (the export's own, while it is written)."""
         params = module.params.task.model
         levels = tuple(str(level) for level in range(params.min_level, params.max_level + 1))
         return cls(options, module, levels, options.input_size)
@@ -142,6 +153,16 @@ class MaskRcnnParts:
                 "detect": detect, "mask_head": mask_head}
 
 
+def steps_module(steps: dict[str, Any], names: tuple[str, ...] = STEPS):
+    """A `tf.Module` holding the steps `names` of `steps` (`MaskRcnnParts.functions`) as attributes, for saving."""
+    import tensorflow as tf
+
+    module = tf.Module()
+    for name in names:
+        setattr(module, name, steps[name])
+    return module
+
+
 def zoo_outputs(boxes, scores, detection_classes, num_detections, masks, info) -> dict[str, np.ndarray]:
     """The export signature's outputs (training/export.py), in numpy: boxes normalised to the input picture."""
     scale, offset, original = (np.tile(info[:, row : row + 1, :], (1, 1, 2)) for row in (2, 3, 0))
@@ -186,3 +207,36 @@ def run_steps(steps: dict[str, Any], levels: tuple[str, ...], images, dense=None
                  else mask_head(crops_found, classes_column))
         masks[where] = np.asarray(found["masks"])[:, 0]
     return zoo_outputs(boxes_found.numpy(), scores_found, classes_found, count, masks, info.numpy())
+
+
+def saved_steps(loaded) -> dict[str, Any] | None:
+    """The steps a loaded export carries (`steps` beside its signature), by name; None for a SavedModel without."""
+    carried = getattr(loaded, "steps", None)
+    found = {name: getattr(carried, name, None) for name in STEPS}
+    return found if all(found.values()) else None
+
+
+def step_levels(steps: dict[str, Any]) -> tuple[str, ...]:
+    """The feature levels of saved steps, read from the names of `dense`'s outputs (`features_2`, ...)."""
+    outputs = steps["dense"].concrete_functions[0].structured_outputs
+    return tuple(sorted((name.split("_", 1)[1] for name in outputs if name.startswith("features_")), key=int))
+
+
+class SavedStepsRunner:
+    """An export's carried steps on TensorFlow (a `LoadedModel._run`): one picture a call, as its signature, and
+    with `kept` masks only for the detections kept."""
+
+    def __init__(self, steps: dict[str, Any], loaded) -> None:
+        self.steps, self.levels = steps, step_levels(steps)
+        self.saved_model = loaded  # the steps live as long as the SavedModel object that holds them
+
+    def __call__(self, images: np.ndarray, kept: KeptInstances | None = None) -> dict[str, np.ndarray]:
+        return one_at_a_time(images, lambda image: run_steps(self.steps, self.levels, image, kept=kept))
+
+
+def one_at_a_time(images: np.ndarray, run) -> dict[str, np.ndarray]:
+    """`run` on each picture of `images` as a batch of one; their outputs joined along the batch axis."""
+    outputs = [run(images[i : i + 1]) for i in range(len(images))]
+    if len(outputs) == 1:
+        return outputs[0]
+    return {name: np.concatenate([o[name] for o in outputs]) for name in outputs[0]}
