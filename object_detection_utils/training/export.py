@@ -101,7 +101,7 @@ def export_saved_model(
     level = tf_log.level
     tf_log.setLevel(logging.ERROR)  # Keras warns about every training-only layer it does not serialise
     try:
-        with atomic_directory(output, replace=True) as staging:
+        with atomic_directory(output, replace=True) as staging, _without_keras_layer_traces():
             tf.saved_model.save(module, str(staging / "saved_model"), signatures={"serving_default": module.detect})
             if checkpoint is not None:
                 status.assert_existing_objects_matched()
@@ -117,6 +117,20 @@ def export_saved_model(
     finally:
         tf_log.setLevel(level)
     return output
+
+
+def _without_keras_layer_traces():
+    """Keras (tf_keras, Model Garden's) otherwise traces every layer's call into the SavedModel: about 2.5 s of a
+    tiny model's 6.7 s save and 0.7 s of its 1.8 s load, for functions no reader of an export calls (the signature
+    and the steps are whole functions; fine-tuning reads the weights). Its switch is private: without it, the
+    traces are saved as before."""
+    import contextlib
+
+    try:
+        from tf_keras.src.saving.legacy.saved_model.utils import keras_option_scope
+    except ImportError:
+        return contextlib.nullcontext()
+    return keras_option_scope(save_traces=False)
 
 
 def export_random_model(output: str | Path, backbone: str = "resnet50", input_size: int = 640,

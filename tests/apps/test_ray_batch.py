@@ -134,19 +134,32 @@ def assert_same_results(local: Path, remote: Path, unlike: tuple[str, ...] = (),
 
 def test_the_ray_run_gives_the_local_runs_results_on_the_tiny_model(ray_cluster, tiny_frozen_dir, tmp_path,
                                                                      capsys):
-    pictures = make_pictures(tmp_path / "pictures")
-    local_run(tiny_frozen_dir, pictures, tmp_path / "local")
-    out = tmp_path / "ray"
-    code = instance_segmentation_images.main(ray_script(str(pictures), str(out), tiny_frozen_dir))
+    """The same files, failures and exported labels (labelme) as the same command run locally."""
+    from object_detection_utils.training.labels.round_trip import read_detections
 
-    assert code == 1  # the broken file, reported by name, as locally
-    stderr = capsys.readouterr().err
+    pictures = make_pictures(tmp_path / "pictures")
+    runs = {}
+    for where in ("local", "ray"):
+        args = ray_script(str(pictures), str(tmp_path / where), tiny_frozen_dir,
+                          "--export-labels", "labelme", str(tmp_path / f"{where}-labels"))
+        runs[where] = instance_segmentation_images.main(args if where == "ray" else args[1:]), capsys.readouterr().err
+    out = tmp_path / "ray"
+    code, stderr = runs["ray"]
+    assert code == 1 == runs["local"][0]  # the broken file, reported by name, as locally
     assert "done 5, skipped 0, failed 1" in stderr and "pictures/s" in stderr
     assert f"failed: {pictures / 'broken.jpg'}: not a picture" in stderr
     assert_same_results(tmp_path / "local", out)
     coco = json.loads((out / "results.json").read_text())
     assert len(coco["annotations"]) == 12 and {i["id"] for i in coco["images"]} >= {139}
     assert not [p for p in out.rglob("*") if p.name.endswith(".part")]
+
+    def exported(folder: Path) -> dict[str, dict]:
+        return {p.relative_to(folder).as_posix(): json.loads(p.read_text()) for p in sorted(folder.rglob("*.json"))}
+
+    local = exported(tmp_path / "local-labels")
+    assert len(local) == len(PICTURES) and exported(tmp_path / "ray-labels") == local
+    back = read_detections(tmp_path / "ray-labels", "labelme", pictures)
+    assert sum(len(detections) for detections in back.values()) == 12  # the tiny model's instances, as in COCO
 
 
 def test_the_ray_run_gives_the_local_runs_results_on_the_trained_model(ray_cluster, trained_model_dir, tmp_path,
@@ -414,21 +427,3 @@ def test_without_ray_the_option_says_what_to_install(monkeypatch, tiny_frozen_di
     assert code == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         'error: the --ray option needs Ray: pip install "instance-segmentation[ray]" (or pip install -e ".[ray]")']
-
-
-def test_the_ray_job_exports_the_labels_the_local_run_does(ray_cluster, tiny_frozen_dir, tmp_path):
-    from object_detection_utils.training.labels.round_trip import read_detections
-
-    pictures = make_pictures(tmp_path / "pictures", broken=False)
-    for where in ("local", "ray"):
-        args = ray_script(str(pictures), str(tmp_path / where), tiny_frozen_dir,
-                          "--export-labels", "labelme", str(tmp_path / f"{where}-labels"))
-        assert instance_segmentation_images.main(args if where == "ray" else args[1:]) == 0
-
-    def exported(folder: Path) -> dict[str, dict]:
-        return {p.relative_to(folder).as_posix(): json.loads(p.read_text()) for p in sorted(folder.rglob("*.json"))}
-
-    local = exported(tmp_path / "local-labels")
-    assert len(local) == len(PICTURES) and exported(tmp_path / "ray-labels") == local
-    back = read_detections(tmp_path / "ray-labels", "labelme", pictures)
-    assert sum(len(detections) for detections in back.values()) == 12  # the tiny model's instances, as in COCO

@@ -44,6 +44,7 @@ def test_tf2_folder_loads_as_saved_model(tiny_saved_dir):
     assert (model.kind, model.name, model.has_masks) == ("saved_model", "tiny_tf2_coco", True)
     _check_outputs(model)
     assert not model.batched  # the TF2 zoo signature takes [1, H, W, 3]: one picture per call
+    assert not model.masks_where_kept  # no steps beside the signature (as our exports carry): it runs whole
     # the inner saved_model folder works as well
     assert load_model(tiny_saved_dir / "saved_model", warm_up=False).kind == "saved_model"
 

@@ -307,6 +307,7 @@ def test_export_has_the_tf2_zoo_signature(trained):
 def test_export_runs_through_our_inference_with_full_size_masks(trained):
     model = load_model(trained["export"])
     assert model.kind == "saved_model" and model.has_masks
+    steps_give_the_signatures_outputs_with_masks_only_where_kept(model, trained)
     assert dict(model.label_map) == {1: "circle", 2: "square", 3: "triangle"}
     picture = read_image(next((trained["root"] / "shapes" / "images").iterdir()))
     picture = np.ascontiguousarray(np.concatenate([picture, picture[:, :36]], axis=1))  # 64 x 100, not square
@@ -322,14 +323,13 @@ def test_export_runs_through_our_inference_with_full_size_masks(trained):
     assert (detections.boxes[:, [0, 2]] <= 100).all() and (detections.boxes[:, [1, 3]] <= 64).all()
 
 
-def test_tensorflow_runs_the_steps_the_export_carries_with_masks_only_where_kept(trained):
+def steps_give_the_signatures_outputs_with_masks_only_where_kept(model, trained) -> None:
     """The SavedModel carries the model's steps beside its signature; TensorFlow runs them: the signature's very
     outputs, and with a minimum score the dropped detections get no mask."""
     import tensorflow as tf
 
     from object_detection_utils.model_contract import KeptInstances
 
-    model = load_model(trained["export"])
     assert (model.backend, model.masks_where_kept) == ("tensorflow", True)
     signature = model._run.saved_model.signatures["serving_default"]
     picture = read_image(next((trained["root"] / "shapes" / "images").iterdir()))
@@ -351,36 +351,6 @@ def test_tensorflow_runs_the_steps_the_export_carries_with_masks_only_where_kept
     kept = run_inference_for_single_image(model, picture, min_score=threshold)
     unfiltered = run_inference_for_single_image(model, picture, min_score=0.0)
     assert len(kept) == keep.sum() and np.array_equal(kept.masks, unfiltered.masks[unfiltered.scores >= threshold])
-
-
-def test_an_export_from_before_the_steps_is_exported_again_with_them(trained_model_dir, tmp_path, capsys):
-    """`export --from-export`: an export written without the steps (the shared trained model) gets them, with the
-    same outputs, its model card and its examples; anything else is refused in one line."""
-    _model_garden()
-    import instance_segmentation_train
-
-    again = tmp_path / "again"
-    assert instance_segmentation_train.main(["export", "--from-export", str(trained_model_dir), "--output",
-                                             str(again)]) == 0
-    assert capsys.readouterr().out.strip() == f"exported {trained_model_dir} again to {again}"
-    before, after = load_model(trained_model_dir), load_model(again)  # before: its signature, whole
-    assert after.masks_where_kept
-    for name in ("README.md", *(f"examples/{p.name}" for p in (trained_model_dir / "examples").iterdir())):
-        assert (again / name).read_bytes() == (trained_model_dir / name).read_bytes(), name
-    assert TrainOptions.load(again) == TrainOptions.load(trained_model_dir)
-    assert dict(after.label_map) == dict(before.label_map)
-    for example in sorted((trained_model_dir / "examples").iterdir()):
-        picture = read_image(example)
-        expected, found = before.predict(picture), after.predict(picture)
-        count = int(expected["num_detections"][0])
-        assert count > 0 and found.keys() == expected.keys()
-        for name in ("detection_boxes", "detection_classes", "detection_scores", "num_detections"):
-            np.testing.assert_array_equal(found[name], expected[name])
-        np.testing.assert_allclose(found["detection_masks"][0, :count], expected["detection_masks"][0, :count],
-                                   atol=1e-6)
-
-    with pytest.raises(InstanceSegmentationError, match=f"^{tmp_path}: not one of our exports "):
-        instance_segmentation_train.main(["export", "--from-export", str(tmp_path), "--output", str(tmp_path / "x")])
 
 
 def test_export_boxes_are_normalised_to_the_input_picture(trained):
@@ -438,7 +408,22 @@ def test_export_command_writes_the_latest_checkpoint_with_a_model_card(trained, 
     assert f"\n{checkpoint_step(checkpoint)} steps of batch 2," in card
     assert f"; {training_seconds(run):.0f} s of training." in card and training_seconds(run) > 0
     assert "| mask |" not in card and "expect:" not in card  # no validation here
-    assert load_model(tmp_path / "exported").label_map.name(3) == "triangle"
+    exported = load_model(tmp_path / "exported")
+    assert exported.label_map.name(3) == "triangle"
+
+    # Written again from its own weights, in place: the same model, its model card kept.
+    picture = read_image(next((trained["root"] / "shapes" / "images").iterdir()))
+    before = exported.predict(picture)
+    assert instance_segmentation_train.main(["export", "--from-export", str(tmp_path / "exported"), "--output",
+                                             str(tmp_path / "exported")]) == 0
+    assert capsys.readouterr().out.strip() == f"exported {tmp_path / 'exported'} again to {tmp_path / 'exported'}"
+    assert (tmp_path / "exported" / "README.md").read_text() == card
+    after = load_model(tmp_path / "exported")
+    assert after.masks_where_kept and TrainOptions.load(tmp_path / "exported") == TrainOptions.load(run)
+    for name, value in after.predict(picture).items():
+        np.testing.assert_array_equal(value, before[name], err_msg=name)
+    with pytest.raises(InstanceSegmentationError, match=f"^{tmp_path}: not one of our exports "):
+        instance_segmentation_train.main(["export", "--from-export", str(tmp_path), "--output", str(tmp_path / "x")])
 
 
 def _export_into(repo_root, run, output) -> subprocess.CompletedProcess:
