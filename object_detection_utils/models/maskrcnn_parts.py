@@ -125,7 +125,7 @@ class MaskRcnnParts:
             return {**{f"features_{k}": features[k] for k in levels}, **{f"scores_{k}": scores[k] for k in levels},
                     **{f"boxes_{k}": boxes[k] for k in levels}}
 
-        @tf.function(input_signature=[feature_specs, rpn_score_specs, rpn_box_specs, info_spec])
+        @tf.function(input_signature=[feature_specs, rpn_score_specs, rpn_box_specs, info_spec], autograph=False)
         def propose(features, scores, boxes, info):
             rois, _ = model.roi_generator(as_dict(boxes), as_dict(scores), anchors, info[:, 1, :], training=False)
             return rois, model.roi_aligner(as_dict(features), rois)
@@ -137,7 +137,7 @@ class MaskRcnnParts:
 
         @tf.function(input_signature=[feature_specs, tf.TensorSpec([batch, proposals, classes], tf.float32),
                                       tf.TensorSpec([batch, proposals, None], tf.float32),
-                                      tf.TensorSpec([batch, proposals, 4], tf.float32), info_spec])
+                                      tf.TensorSpec([batch, proposals, 4], tf.float32), info_spec], autograph=False)
         def detect(features, class_outputs, box_outputs, rois, info):
             found = model.detection_generator(box_outputs, class_outputs, rois, info[:, 1, :],
                                               [10.0, 10.0, 5.0, 5.0], bbox_per_class=True)
