@@ -172,7 +172,8 @@ def _load_saved_model(folder: Path) -> EngineRun:
     fixed_batch = input_spec.shape.rank is not None and input_spec.shape[0] == 1
     steps = saved_steps(loaded)
     if steps is not None:
-        return EngineRun(SavedStepsRunner(steps, loaded), True, "tensorflow", masks_where_kept=True)
+        runner = SavedStepsRunner(steps, loaded)
+        return EngineRun(runner, True, "tensorflow", masks_where_kept=True, batched=runner.batched)
 
     def run(images: np.ndarray) -> RawOutputs:
         if fixed_batch and len(images) != 1:  # TF2 zoo signatures take one picture at a time

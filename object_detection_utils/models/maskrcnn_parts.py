@@ -16,8 +16,8 @@ the SavedModel's weights can be run step by step:
 steps select and gather. The profile benchmark times the steps (and backbone / FPN / RPN head apart), and the
 OpenVINO back end runs the three heavy ones in OpenVINO and the rest here.
 
-An export also carries the steps themselves, traced for one picture beside its signature (`steps` in its
-SavedModel, see training/export.py), so that the TensorFlow back end runs them without Model Garden
+An export also carries the steps themselves, traced for any number of same-size pictures beside its signature
+(`steps` in its SavedModel, see training/export.py), so that the TensorFlow back end runs them without Model Garden
 (`SavedStepsRunner`): the same outputs as the signature, with masks only for the detections a reader keeps.
 Exports written before they were carried run their signature whole (`export --from-export` adds them).
 """
@@ -223,14 +223,18 @@ def step_levels(steps: dict[str, Any]) -> tuple[str, ...]:
 
 
 class SavedStepsRunner:
-    """An export's carried steps on TensorFlow (a `LoadedModel._run`): one picture a call, as its signature, and
-    with `kept` masks only for the detections kept."""
+    """An export's carried steps on TensorFlow (a `LoadedModel._run`): with `kept` masks only for the detections
+    kept; a batch of same-size pictures in one pass where the steps were traced for any batch size (`batched`)."""
 
     def __init__(self, steps: dict[str, Any], loaded) -> None:
         self.steps, self.levels = steps, step_levels(steps)
         self.saved_model = loaded  # the steps live as long as the SavedModel object that holds them
+        (images_spec,), _ = steps["preprocess"].concrete_functions[0].structured_input_signature
+        self.batched = images_spec.shape[0] is None
 
     def __call__(self, images: np.ndarray, kept: KeptInstances | None = None) -> dict[str, np.ndarray]:
+        if self.batched:
+            return run_steps(self.steps, self.levels, images, kept=kept)
         return one_at_a_time(images, lambda image: run_steps(self.steps, self.levels, image, kept=kept))
 
 

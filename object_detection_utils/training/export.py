@@ -10,8 +10,9 @@ Here the conversion happens inside the signature, so every consumer sees the zoo
         detection_masks   float32 [1, N, 28, 28]  box-relative soft masks
         num_detections    float32 [1]
 
-Beside the signature the SavedModel carries the model's steps for one picture (`steps`, models/maskrcnn_parts.py),
-which the TensorFlow back end runs in its place: the same outputs, with masks only for the detections a reader keeps.
+Beside the signature the SavedModel carries the model's steps for any number of same-size pictures (`steps`,
+models/maskrcnn_parts.py), which the TensorFlow back end runs in its place: the same outputs, with masks only for the
+detections a reader keeps, and tiles in batches.
 The folder holds `saved_model/`, `label_map.pbtxt` and the training options, like a TF2 zoo download.
 """
 
@@ -93,7 +94,7 @@ def export_saved_model(
     except OSError as error:
         raise InstanceSegmentationError(f"{output}: cannot write the export there ({error.strerror})") from None
     module = zoo_signature_module(options)
-    module.steps = steps_module(MaskRcnnParts.of_module(options, module).functions(batch=1))
+    module.steps = steps_module(MaskRcnnParts.of_module(options, module).functions(batch=None))
     if checkpoint is not None:
         status = tf.train.Checkpoint(model=module.model).read(checkpoint)
         status.expect_partial()
