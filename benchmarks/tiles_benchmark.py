@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import io
 import json
 import resource
@@ -233,8 +234,8 @@ def sahi_entries(result, height: int, width: int) -> list[dict]:
     return entries
 
 
-def run_method(method: str, picture: Path, tile: int, backend: str = "tensorflow") -> dict:
-    """One method on one picture, the model on `backend`: COCO entries, seconds (the model load excluded), peak
+def run_method(method: str, picture: Path, tile: int, backend: str = "tensorflow", model: Path = MODEL) -> dict:
+    """One method on one picture, `model` on `backend`: COCO entries, seconds (the model load excluded), peak
     RSS."""
     from object_detection_utils.predictor import Segmenter
     from object_detection_utils.stitching import StitchOptions, stitch
@@ -243,7 +244,7 @@ def run_method(method: str, picture: Path, tile: int, backend: str = "tensorflow
     image = read_image(picture, max_pixels=200_000_000)
     variants = {}
     tiles = TileOptions(size=tile, overlap=OVERLAP) if method == "tiles" else None
-    segmenter = Segmenter.load(str(MODEL), tiles=tiles, backend=backend)
+    segmenter = Segmenter.load(str(model), tiles=tiles, backend=backend)
     segmenter.model.warm_up((128, 128))
     start = time.perf_counter()
     if method == "sahi":
@@ -278,8 +279,8 @@ def run_method(method: str, picture: Path, tile: int, backend: str = "tensorflow
     }
 
 
-def run_in_child(method: str, picture: Path, tile: int, output: Path, backend: str) -> dict:
-    command = [sys.executable, __file__, "--child", method, str(picture), str(tile), str(output), backend]
+def run_in_child(method: str, picture: Path, tile: int, output: Path, backend: str, model: Path) -> dict:
+    command = [sys.executable, __file__, "--child", method, str(picture), str(tile), str(output), backend, str(model)]
     subprocess.run(command, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
     return read_json(output)
 
@@ -349,12 +350,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reuse", action="store_true", help="score the results of an earlier run again")
     parser.add_argument("--backends", default="tensorflow", help="comma-separated back ends every method runs on, "
                         "SAHI wrapping the same loaded model (default: %(default)s; e.g. tensorflow,openvino-bf16)")
-    parser.add_argument("--child", nargs=5, metavar=("METHOD", "PICTURE", "TILE", "OUTPUT", "BACKEND"),
+    parser.add_argument("--model", type=Path, default=MODEL, help="the model (default: the shared trained one; e.g. "
+                        "the same exported again with its steps, which TensorFlow runs tiles through in batches)")
+    parser.add_argument("--child", nargs=6, metavar=("METHOD", "PICTURE", "TILE", "OUTPUT", "BACKEND", "MODEL"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        method, picture, tile, output, backend = args.child
-        Path(output).write_text(json.dumps(run_method(method, Path(picture), int(tile), backend)))
+        method, picture, tile, output, backend, model = args.child
+        Path(output).write_text(json.dumps(run_method(method, Path(picture), int(tile), backend, Path(model))))
         return 0
     sizes, per_megapixel = ([10_000], 20) if args.huge else (args.sizes, SMALL_PER_MEGAPIXEL)
     folder = args.work / ("huge" if args.huge else "_".join(map(str, sizes)))
@@ -369,11 +372,13 @@ def main(argv: list[str] | None = None) -> int:
         entries, seconds, rss, megapixels = [], 0.0, 0.0, 0.0
         variants: dict[str, list[dict]] = {}
         for image in ground_truth.dataset["images"]:
-            output = folder / f"{method}_{args.tile}_{image['id']}{'' if backend == 'tensorflow' else '_' + backend}.json"
+            model_tag = "" if args.model == MODEL else f"_{hashlib.sha256(str(args.model).encode()).hexdigest()[:8]}"
+            output = folder / (f"{method}_{args.tile}_{image['id']}{'' if backend == 'tensorflow' else '_' + backend}"
+                               f"{model_tag}.json")
             if args.reuse and output.is_file():
                 out = read_json(output)
             else:
-                out = run_in_child(method, folder / image["file_name"], args.tile, output, backend)
+                out = run_in_child(method, folder / image["file_name"], args.tile, output, backend, args.model)
             entries += [{**entry, "image_id": image["id"]} for entry in out["entries"]]
             for name, found in out.get("variants", {}).items():
                 variants.setdefault(name, []).extend({**entry, "image_id": image["id"]} for entry in found)
