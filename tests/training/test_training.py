@@ -383,7 +383,7 @@ def test_export_boxes_are_normalised_to_the_input_picture(trained):
     np.testing.assert_allclose(boxes_large, boxes_small * 2, atol=0.3)
 
 
-def test_script_uses_the_export_and_reports_bad_data_in_one_line(trained, tmp_path, repo_root):
+def test_script_uses_the_export_and_reports_bad_data_in_one_line(trained, tmp_path, repo_root, capsys):
     picture = next((trained["root"] / "shapes" / "images").iterdir())
     done = subprocess.run(
         [sys.executable, str(repo_root / "instance_segmentation.py"), "--model", str(trained["export"]), "-i", str(picture),
@@ -393,18 +393,22 @@ def test_script_uses_the_export_and_reports_bad_data_in_one_line(trained, tmp_pa
     assert read_image(tmp_path / "out.png").shape == (64, 64, 3)
     assert any(name in done.stdout for name in ("circle", "square", "triangle"))
 
-    (tmp_path / "bad.json").write_text("{not json")
-    done = subprocess.run(
-        [sys.executable, str(repo_root / "instance_segmentation_train.py"), "train", "--annotations",
-         str(tmp_path / "bad.json"), "--images", str(tmp_path), "--model-dir", str(tmp_path / "run")],
-        capture_output=True, text=True, cwd=tmp_path, timeout=300)
-    assert done.returncode == 2
-    assert done.stderr.strip().count("\n") == 0 and "bad.json: line 1: not valid JSON (" in done.stderr
+    # The training script's errors, in this process (its entry point as `run` calls it; the script's own process
+    # is the one above).
+    import instance_segmentation_train
+    from object_detection_utils.apps import cli
 
-    done = subprocess.run(
-        [sys.executable, str(repo_root / "instance_segmentation_train.py"), "export", "--model-dir", str(tmp_path),
-         "--output", str(tmp_path / "export")], capture_output=True, text=True, cwd=tmp_path, timeout=300)
-    assert done.returncode == 2 and done.stderr.strip() == f"error: {tmp_path}: no checkpoint to export"
+    (tmp_path / "bad.json").write_text("{not json")
+    capsys.readouterr()
+    assert cli.run_main(instance_segmentation_train.main, [
+        "train", "--annotations", str(tmp_path / "bad.json"), "--images", str(tmp_path), "--model-dir",
+        str(tmp_path / "run")]) == 2
+    stderr = capsys.readouterr().err
+    assert stderr.strip().count("\n") == 0 and "bad.json: line 1: not valid JSON (" in stderr
+
+    assert cli.run_main(instance_segmentation_train.main, [
+        "export", "--model-dir", str(tmp_path), "--output", str(tmp_path / "export")]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path}: no checkpoint to export"
 
 
 def test_export_command_writes_the_latest_checkpoint_with_a_model_card(trained, tmp_path, capsys):
@@ -439,13 +443,18 @@ def test_export_command_writes_the_latest_checkpoint_with_a_model_card(trained, 
         instance_segmentation_train.main(["export", "--from-export", str(tmp_path), "--output", str(tmp_path / "x")])
 
 
-def _export_into(repo_root, run, output) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(repo_root / "instance_segmentation_train.py"), "export", "--model-dir", str(run),
-         "--output", str(output)], capture_output=True, text=True, timeout=600)
+def _export_into(run, output, capsys) -> tuple[int, str]:
+    """The export command run as its script runs it, in this process (its model caches are warm): exit code,
+    stderr."""
+    import instance_segmentation_train
+    from object_detection_utils.apps import cli
+
+    capsys.readouterr()
+    code = cli.run_main(instance_segmentation_train.main, ["export", "--model-dir", str(run), "--output", str(output)])
+    return code, capsys.readouterr().err
 
 
-def test_an_export_onto_a_full_disk_is_one_line_and_keeps_the_earlier_export(trained, tmp_path, repo_root):
+def test_an_export_onto_a_full_disk_is_one_line_and_keeps_the_earlier_export(trained, tmp_path, capsys):
     disk = tmp_path / "small-disk"
     disk.mkdir()
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)], capture_output=True).returncode:
@@ -454,24 +463,24 @@ def test_an_export_onto_a_full_disk_is_one_line_and_keeps_the_earlier_export(tra
         earlier = disk / "exported"
         earlier.mkdir()
         (earlier / "README.md").write_text("the earlier export")
-        done = _export_into(repo_root, trained["root"] / "run", earlier)
-        assert done.returncode == 2
-        assert done.stderr.strip() == f"error: {earlier}: cannot write the export (No space left on device)"
+        code, stderr = _export_into(trained["root"] / "run", earlier, capsys)
+        assert code == 2
+        assert stderr.strip() == f"error: {earlier}: cannot write the export (No space left on device)"
         assert sorted(p.name for p in disk.iterdir()) == ["exported"]  # no temporary folder left
         assert (earlier / "README.md").read_text() == "the earlier export"
     finally:
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
 
 
-def test_an_export_into_a_read_only_folder_fails_before_the_model_is_built(trained, tmp_path, repo_root):
+def test_an_export_into_a_read_only_folder_fails_before_the_model_is_built(trained, tmp_path, capsys):
     folder = tmp_path / "read-only"
     folder.mkdir()
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(folder)],
                       capture_output=True).returncode:
         pytest.skip("cannot mount a read-only tmpfs here")
     try:
-        done = _export_into(repo_root, trained["root"] / "run", folder / "exported")
+        code, stderr = _export_into(trained["root"] / "run", folder / "exported", capsys)
     finally:
         subprocess.run(["umount", "-l", str(folder)], capture_output=True)
-    assert done.returncode == 2
-    assert done.stderr.strip() == f"error: {folder / 'exported'}: cannot write the export there (Read-only file system)"
+    assert code == 2
+    assert stderr.strip() == f"error: {folder / 'exported'}: cannot write the export there (Read-only file system)"
