@@ -324,8 +324,9 @@ def test_export_runs_through_our_inference_with_full_size_masks(trained):
 
 
 def steps_give_the_signatures_outputs_with_masks_only_where_kept(model, trained) -> None:
-    """The SavedModel carries the model's steps beside its signature; TensorFlow runs them: the signature's very
-    outputs, and with a minimum score the dropped detections get no mask."""
+    """The SavedModel carries the model's steps beside its signature; TensorFlow runs them: the signature's
+    outputs (to the last bit of rounding), with a minimum score no mask for the dropped detections, and several
+    same-size pictures in one pass."""
     import tensorflow as tf
 
     from object_detection_utils.model_contract import KeptInstances
