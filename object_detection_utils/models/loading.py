@@ -47,39 +47,31 @@ def load_local_model(
     """
     described = describe_model(path, label_map, matterport_config, name)
     start = time.perf_counter()
-    masks_where_kept = False
     if described.kind == "matterport_h5":
         if engine is not None:
             log.warning("back end: only TensorFlow runs matterport .h5 models; %s runs on TensorFlow", described.name)
-        run, has_masks, backend = _matterport_runner(described.source, matterport_config), True, "tensorflow"
-        batched = False
+        runner = EngineRun(_matterport_runner(described.source, matterport_config), True, "tensorflow")
     else:
-        other = engine(described) if engine is not None else None
-        if other is not None:
-            run, has_masks, backend, batched = other.run, other.has_masks, other.backend, other.batched
-            masks_where_kept = other.masks_where_kept
-        elif described.kind == "frozen_graph":
-            (run, has_masks), backend, batched = _load_frozen_graph(described.target), "tensorflow", True
-        else:
-            own = _load_saved_model(described.target)
-            run, has_masks, backend, batched = own.run, own.has_masks, own.backend, own.batched
-            masks_where_kept = own.masks_where_kept
+        runner = engine(described) if engine is not None else None
+        if runner is None:
+            runner = (_load_frozen_graph(described.target) if described.kind == "frozen_graph"
+                      else _load_saved_model(described.target))
     model = LoadedModel(
         name=described.name,
         source=described.source,
         kind=described.kind,
         label_map=described.label_map,
-        has_masks=has_masks,
-        _run=run,
-        backend=backend,
-        batched=batched,
-        masks_where_kept=masks_where_kept,
+        has_masks=runner.has_masks,
+        _run=runner.run,
+        backend=runner.backend,
+        batched=runner.batched,
+        masks_where_kept=runner.masks_where_kept,
         paste_masks=described.paste_masks,
         load_seconds=time.perf_counter() - start,
     )
     if warm_up:
         model.warm_up()
-    log.info("loaded %s (%s, %s) in %.1fs, warm-up %.1fs", model.name, model.kind, backend, model.load_seconds,
+    log.info("loaded %s (%s, %s) in %.1fs, warm-up %.1fs", model.name, model.kind, model.backend, model.load_seconds,
              model.warmup_seconds)
     return model
 
@@ -109,7 +101,8 @@ def _pad_detections(array: np.ndarray, length: int) -> np.ndarray:
     return np.pad(array, padding)
 
 
-def _load_frozen_graph(path: Path) -> tuple[Callable[[np.ndarray], RawOutputs], bool]:
+def _load_frozen_graph(path: Path) -> EngineRun:
+    """The pruned graph's runner on TensorFlow (it takes several pictures a call)."""
     tf = import_tensorflow()
     from google.protobuf.message import DecodeError
 
@@ -146,7 +139,7 @@ def _load_frozen_graph(path: Path) -> tuple[Callable[[np.ndarray], RawOutputs], 
         result = pruned(tf.constant(images))
         return {name: value.numpy() for name, value in result.items()}
 
-    return run, MASK_OUTPUT in outputs
+    return EngineRun(run, MASK_OUTPUT in outputs, "tensorflow", batched=True)
 
 
 def _load_saved_model(folder: Path) -> EngineRun:

@@ -233,14 +233,14 @@ class SavedStepsRunner:
         self.batched = images_spec.shape[0] is None
 
     def __call__(self, images: np.ndarray, kept: KeptInstances | None = None) -> dict[str, np.ndarray]:
-        if self.batched:
-            return run_steps(self.steps, self.levels, images, kept=kept)
-        return one_at_a_time(images, lambda image: run_steps(self.steps, self.levels, image, kept=kept))
+        return run_pictures(self.steps, self.levels, images, self.batched, kept=kept)
 
 
-def one_at_a_time(images: np.ndarray, run) -> dict[str, np.ndarray]:
-    """`run` on each picture of `images` as a batch of one; their outputs joined along the batch axis."""
-    outputs = [run(images[i : i + 1]) for i in range(len(images))]
-    if len(outputs) == 1:
-        return outputs[0]
+def run_pictures(steps: dict[str, Any], levels: tuple[str, ...], images: np.ndarray, batched: bool,
+                 kept: KeptInstances | None = None, **parts) -> dict[str, np.ndarray]:
+    """`run_steps` on all of `images` in one pass where the steps take batches (`batched`), else picture by
+    picture with the outputs joined along the batch axis."""
+    if batched or len(images) == 1:
+        return run_steps(steps, levels, images, **parts, kept=kept)
+    outputs = [run_steps(steps, levels, images[i : i + 1], **parts, kept=kept) for i in range(len(images))]
     return {name: np.concatenate([o[name] for o in outputs]) for name in outputs[0]}

@@ -144,12 +144,10 @@ class ExportRunner:
                  kept: KeptInstances | None = None) -> RawOutputs:
         """The export's outputs; `parts` replace the compiled parts, and with `kept` only the detections it keeps
         get masks (maskrcnn_parts.run_steps)."""
-        from ..maskrcnn_parts import one_at_a_time, run_steps
+        from ..maskrcnn_parts import run_pictures
 
         parts = parts or self.part_callables()
-        if self.batched:
-            return run_steps(self.steps, self.levels, images, **parts, kept=kept)
-        return one_at_a_time(images, lambda image: run_steps(self.steps, self.levels, image, **parts, kept=kept))
+        return run_pictures(self.steps, self.levels, images, self.batched, kept=kept, **parts)
 
 
 class WholeRunner:
